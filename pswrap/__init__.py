@@ -1,0 +1,68 @@
+"""pswrap: run Exchange Online and any PowerShell from Python, with typed objects back."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from pswrap.errors import (
+    ClixmlError,
+    ConfigError,
+    PowerShellError,
+    PswrapError,
+    RenderError,
+    TokenError,
+    TransportError,
+)
+from pswrap.objects import (
+    DebugRecord,
+    ErrorRecord,
+    InformationRecord,
+    ProgressRecord,
+    PSDateTime,
+    PSEnum,
+    PSObject,
+    PSQueue,
+    PSStack,
+    PSTimeSpan,
+    Record,
+    ScriptBlock,
+    SecureString,
+    Uri,
+    VerboseRecord,
+    Version,
+    WarningRecord,
+    XmlDocument,
+    to_jsonable,
+)
+from pswrap.secret import Secret
+
+__all__ = [
+    "ClixmlError",
+    "ConfigError",
+    "DebugRecord",
+    "ErrorRecord",
+    "InformationRecord",
+    "PSDateTime",
+    "PSEnum",
+    "PSObject",
+    "PSQueue",
+    "PSStack",
+    "PSTimeSpan",
+    "PowerShellError",
+    "ProgressRecord",
+    "PswrapError",
+    "Record",
+    "RenderError",
+    "ScriptBlock",
+    "Secret",
+    "SecureString",
+    "TokenError",
+    "TransportError",
+    "Uri",
+    "VerboseRecord",
+    "Version",
+    "WarningRecord",
+    "XmlDocument",
+    "__version__",
+    "to_jsonable",
+]
