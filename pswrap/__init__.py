@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from pswrap.clixml import ClixmlItem, ClixmlReader, parse_clixml
 from pswrap.errors import (
     ClixmlError,
     ConfigError,
@@ -38,6 +39,8 @@ from pswrap.secret import Secret
 
 __all__ = [
     "ClixmlError",
+    "ClixmlItem",
+    "ClixmlReader",
     "ConfigError",
     "DebugRecord",
     "ErrorRecord",
@@ -64,5 +67,6 @@ __all__ = [
     "WarningRecord",
     "XmlDocument",
     "__version__",
+    "parse_clixml",
     "to_jsonable",
 ]

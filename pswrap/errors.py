@@ -29,6 +29,10 @@ class ClixmlError(PswrapError, ValueError):
         self.line = line
         self.column = column
         self.source = source
+        #: The items completed (in the failing call) before the error: results are never dropped.
+        self.items: list[Any] = []
+        #: Set when a <Ref> named an object the streaming reader no longer held.
+        self.unresolved_reference = False
         where = []
         if source:
             where.append(source)

@@ -344,7 +344,16 @@ class PSObject(Mapping[str, Any]):
     ``obj["Name"]`` is the way that always reaches a member.
     """
 
-    __slots__ = ("_adapted", "_extended", "_folded", "_members", "_to_string", "_type_names", "_value")
+    __slots__ = (
+        "__weakref__",
+        "_adapted",
+        "_extended",
+        "_folded",
+        "_members",
+        "_to_string",
+        "_type_names",
+        "_value",
+    )
 
     _type_names: tuple[str, ...]
     _to_string: str | None

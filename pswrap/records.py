@@ -39,11 +39,11 @@ ERROR_CATEGORIES = (
 )  # fmt: skip
 
 _MERGE_NOTES = {
-    "writeErrorStream": "error",
-    "writeWarningStream": "warning",
-    "writeVerboseStream": "verbose",
-    "writeDebugStream": "debug",
-    "writeInformationStream": "information",
+    "writeerrorstream": "error",
+    "writewarningstream": "warning",
+    "writeverbosestream": "verbose",
+    "writedebugstream": "debug",
+    "writeinformationstream": "information",
 }
 
 _SIMPLE: dict[str, type[Record]] = {
@@ -56,12 +56,13 @@ _SIMPLE: dict[str, type[Record]] = {
 def merged_stream(value: Any) -> str | None:
     """The stream a record came from when PowerShell merged it into output (``*>&1``), else ``None``.
 
-    PowerShell marks a merged record with a ``writeErrorStream``/``writeWarningStream``/… note.
+    PowerShell marks a merged record with a ``writeErrorStream``/``writeWarningStream``/… note (the
+    spelling's case varies between versions).
     """
     if isinstance(value, PSObject):
-        extended = value.extended
-        for note, stream in _MERGE_NOTES.items():
-            if extended.get(note) is True:
+        for name, note in value.extended.items():
+            stream = _MERGE_NOTES.get(name.lower())
+            if stream is not None and note is True:
                 return stream
     return None
 
