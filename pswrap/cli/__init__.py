@@ -15,6 +15,9 @@ def main() -> None:
 
 def _register() -> None:
     """Add the sub-commands (each lives in its own module)."""
+    from pswrap.cli.parse import parse
+
+    main.add_command(parse)
 
 
 _register()

@@ -1,0 +1,186 @@
+"""Writing objects for people and programs: ``json``, ``ndjson``, ``csv`` and ``table``.
+
+``ndjson`` and ``json`` stream (each object is written and flushed as soon as it arrives); ``csv`` and
+``table`` need every object's columns first, so they read everything before writing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, TextIO
+
+from pswrap.objects import PSObject, Record, to_jsonable
+
+FORMATS = ("table", "json", "ndjson", "csv")
+#: A table wider than this shows the first columns and says how many it left out.
+TABLE_COLUMNS = 8
+
+
+def write(
+    values: Iterable[Any],
+    fmt: str,
+    out: TextIO,
+    *,
+    select: Sequence[str] | None = None,
+    console_width: int | None = None,
+) -> int:
+    """Write ``values`` to ``out`` in ``fmt``; return how many were written."""
+    if select:
+        values = (_select(v, select) for v in values)
+    if fmt == "ndjson":
+        return _ndjson(values, out)
+    if fmt == "json":
+        return _json(values, out)
+    if fmt == "csv":
+        return _csv(list(values), out)
+    if fmt == "table":
+        return _table(list(values), out, console_width)
+    raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(to_jsonable(value), ensure_ascii=False)
+
+
+def _ndjson(values: Iterable[Any], out: TextIO) -> int:
+    count = 0
+    for value in values:
+        out.write(_dumps(value) + "\n")
+        out.flush()
+        count += 1
+    return count
+
+
+def _json(values: Iterable[Any], out: TextIO) -> int:
+    count = 0
+    out.write("[")
+    for value in values:
+        out.write(("," if count else "") + "\n  " + _dumps(value))
+        out.flush()
+        count += 1
+    out.write("\n]\n" if count else "]\n")
+    out.flush()
+    return count
+
+
+def _row(value: Any) -> dict[str, Any]:
+    if isinstance(value, (PSObject, Record, Mapping)):
+        data = to_jsonable(value)
+        if isinstance(data, dict):
+            return data
+        return {"Value": data}
+    return {"Value": to_jsonable(value)}
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for row in rows:
+        for key in row:
+            seen.setdefault(key, None)
+    return list(seen)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _csv(values: list[Any], out: TextIO) -> int:
+    rows = [_row(v) for v in values]
+    columns = _columns(rows)
+    if not columns:
+        return 0
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    return len(rows)
+
+
+def _display(value: Any) -> str:
+    """How a table shows a value: an object by its ToString, a list PowerShell-style (``{a, b}``)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, PSObject):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, Mapping):
+        return (
+            "{"
+            + "; ".join(f"{k}={_display(v)}" for k, v in list(value.items())[:4])
+            + ("; …}" if len(value) > 4 else "}")
+        )
+    if isinstance(value, (list, tuple)):
+        return "{" + ", ".join(_display(v) for v in value[:4]) + (", …}" if len(value) > 4 else "}")
+    data = to_jsonable(value)
+    return data if isinstance(data, str) else str(data)
+
+
+def _table_row(value: Any) -> dict[str, Any]:
+    if isinstance(value, Record):
+        return {"Stream": value.stream, "Message": value.message}
+    if isinstance(value, Mapping):
+        return dict(value.items())
+    return {"Value": value}
+
+
+def _table(values: list[Any], out: TextIO, width: int | None) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = [_table_row(v) for v in values]
+    columns = _columns(rows)
+    console = Console(file=out, width=width, highlight=False, soft_wrap=False)
+    if not rows:
+        return 0
+    shown = columns[:TABLE_COLUMNS]
+    table = Table(show_header=True, header_style="bold", show_lines=False)
+    for column in shown:
+        table.add_column(column, overflow="ellipsis", no_wrap=True, max_width=48)
+    for row in rows:
+        table.add_row(*(_display(row.get(c)) for c in shown))
+    console.print(table)
+    if len(columns) > len(shown):
+        hidden = columns[len(shown) :]
+        console.print(
+            f"[dim]{len(hidden)} more columns not shown (pick with --select, or use --format json): "
+            f"{', '.join(hidden[:10])}{', …' if len(hidden) > 10 else ''}[/dim]"
+        )
+    return len(rows)
+
+
+def _select(value: Any, names: Sequence[str]) -> Any:
+    if isinstance(value, Mapping):
+        picked: dict[str, Any] = {}
+        for name in names:
+            try:
+                picked[name] = value[name]
+            except KeyError:
+                picked[name] = None
+        return picked
+    return value
+
+
+def describe(record: Record) -> str:
+    """One line for a person: ``WARNING: text``."""
+    if record.stream == "progress":
+        activity = getattr(record, "activity", "")
+        return f"PROGRESS: {activity} {record.message}".rstrip()
+    return f"{record.stream.upper()}: {record.message}"
+
+
+def iter_lines(records: Iterable[Record]) -> Iterator[str]:
+    for record in records:
+        yield describe(record)
