@@ -1,0 +1,121 @@
+"""CLIXML reading speed and memory: pswrap against psrpcore and the floor, in one run.
+
+    python benchmarks/clixml.py                 # the 100 MB headline document
+    python benchmarks/clixml.py --size 10       # a quicker run
+
+Generates a deterministic ``Get-Mailbox -ResultSize Unlimited | Export-Clixml``-shaped document
+(benchmarks/mailboxes.py), then reads it in a fresh subprocess per reader, so each peak RSS is its own:
+
+- ``pswrap``: ``pswrap.parse_clixml(path)``, consuming each object as it comes;
+- ``psrpcore``: ``psrpcore.types.deserialize_clixml`` (reads the whole text, returns a list);
+- ``floor``: ``xml.etree.ElementTree.iterparse`` doing nothing with what it parses.
+
+Targets (issue 2): at least 10x psrpcore's throughput, peak RSS under 64 MB, first object in < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+
+def _child(reader: str, path: str) -> None:
+    size = os.path.getsize(path)
+    # Each reader imports only what it needs, before the clock starts: the figures are about reading.
+    if reader == "pswrap":
+        from pswrap.clixml import parse_clixml
+    elif reader == "psrpcore":
+        from psrpcore.types import PSCryptoProvider, deserialize_clixml
+    else:
+        import xml.etree.ElementTree as ET
+    start = time.perf_counter()
+    first = None
+    count = 0
+    if reader == "pswrap":
+        for _ in parse_clixml(Path(path)):
+            if first is None:
+                first = time.perf_counter() - start
+            count += 1
+    elif reader == "psrpcore":
+        with open(path, encoding="utf-8-sig") as handle:
+            values = deserialize_clixml(handle.read(), PSCryptoProvider())
+        first = time.perf_counter() - start
+        count = len(values)
+    elif reader == "floor":
+        depth = 0
+        for event, _ in ET.iterparse(path, events=("start", "end")):
+            if event == "start":
+                depth += 1
+            else:
+                depth -= 1
+                if depth == 1:
+                    if first is None:
+                        first = time.perf_counter() - start
+                    count += 1
+    else:
+        raise SystemExit(f"unknown reader {reader}")
+    elapsed = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"reader": reader, "objects": count, "seconds": elapsed, "first": first,
+                      "mb_per_s": size / 1e6 / elapsed, "peak_mb": peak_kib / 1024}))  # fmt: skip
+
+
+def _measure(reader: str, path: Path) -> dict[str, float]:
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", reader, str(path)], capture_output=True, text=True, check=False
+    )
+    if result.returncode:
+        raise SystemExit(f"{reader} failed:\n{result.stderr}")
+    data: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    return data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", type=float, default=100.0, help="document size in MB (default 100)")
+    parser.add_argument("--keep", type=Path, help="write the document here and keep it")
+    parser.add_argument("--child", nargs=2, metavar=("READER", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(*args.child)
+        return
+
+    import mailboxes
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.keep or Path(tmp) / "mailboxes.xml"
+        count = mailboxes.write(path, args.size)
+        size_mb = path.stat().st_size / 1e6
+        print(f"document: {size_mb:.1f} MB, {count} mailboxes ({path.name})\n")
+        rows = [_measure(reader, path) for reader in ("pswrap", "psrpcore", "floor")]
+
+    by = {row["reader"]: row for row in rows}
+    print(f"{'reader':<10}{'objects':>9}{'seconds':>10}{'MB/s':>9}{'peak RSS MB':>13}{'first object':>14}")
+    for row in rows:
+        print(
+            f"{row['reader']:<10}{row['objects']:>9}{row['seconds']:>10.2f}{row['mb_per_s']:>9.2f}"
+            f"{row['peak_mb']:>13.1f}{row['first'] * 1000:>11.0f} ms"
+        )
+    ratio = by["pswrap"]["mb_per_s"] / by["psrpcore"]["mb_per_s"]
+    floor_ratio = by["pswrap"]["mb_per_s"] / by["floor"]["mb_per_s"]
+    print(f"\npswrap vs psrpcore: {ratio:.1f}x throughput (target >= 10x)")
+    print(f"pswrap vs floor:    {floor_ratio:.2f}x throughput")
+    print(f"pswrap peak RSS:    {by['pswrap']['peak_mb']:.1f} MB (target < 64 MB)")
+    print(f"pswrap first object: {by['pswrap']['first'] * 1000:.0f} ms (target < 100 ms)")
+
+
+if __name__ == "__main__":
+    main()
