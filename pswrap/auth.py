@@ -287,6 +287,8 @@ class TokenProvider:
             assert current is not None
             return current
         try:
+            # Replacing a token means asking Entra ID: MSAL's cache would hand back the same one while
+            # it has 5 minutes left, and a larger margin is ours to enforce.
             token = self._request(force=force or current is not None)
         except TokenError as exc:
             if not usable or force:
@@ -309,10 +311,6 @@ class TokenProvider:
         if force:
             self._forget_cached_tokens()
         token = self._token_from(self._acquire(client))
-        if token.source == "cache" and token.seconds_left() <= self.refresh_margin:
-            # MSAL keeps a token until 5 minutes before expiry; a larger margin is ours to enforce.
-            self._forget_cached_tokens()
-            token = self._token_from(self._acquire(client))
         if token.source != "cache":
             logger.info(
                 "new access token for %s (%s): expires in %d s, roles %s",

@@ -270,7 +270,7 @@ class IdentityProvider:
             .decode("ascii")
         )
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self.reset()
 
@@ -280,7 +280,8 @@ class IdentityProvider:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._server_cert.configure_cert(context)
         handler = type("_Handler", (_Handler,), {"idp": self, "timeout": self.socket_timeout})
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        httpd = _Server(("127.0.0.1", 0), handler)
+        httpd.idp = self
         httpd.daemon_threads = True
         httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         self._httpd = httpd
@@ -319,6 +320,7 @@ class IdentityProvider:
             self.apps: dict[tuple[str, str], Application] = {}
             self.identities: list[ManagedIdentity] = []
             self.requests: list[Request] = []
+            self.broken_connections = 0  # TLS handshakes that failed, clients that vanished
             self._failures: list[tuple[int | None, int | None, str | None]] = []
             self.delay = 0.0
             self.hang = False
@@ -772,6 +774,15 @@ class IdentityProvider:
         )
 
 
+class _Server(ThreadingHTTPServer):
+    idp: IdentityProvider
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that broke off (a failed TLS handshake, a timeout) is counted, not printed."""
+        with self.idp._lock:
+            self.idp.broken_connections += 1
+
+
 class _Handler(BaseHTTPRequestHandler):
     idp: IdentityProvider
     protocol_version = "HTTP/1.1"
@@ -819,7 +830,7 @@ class _Handler(BaseHTTPRequestHandler):
                 correlation_id = self._headers().get("client-request-id") or str(uuid.uuid4())
                 status, body = idp._error(90002, correlation_id, tenant=unquote(segments[0]))
                 body["error"] = "invalid_tenant"
-                idp._record(Request("discovery", "GET", parts.path, None, status, 90002))
+                idp._record(Request("discovery", "GET", parts.path, None, status, 90002, correlation_id))
                 self._send(status, body)
                 return
             idp._record(Request("discovery", "GET", parts.path, None, 200))
