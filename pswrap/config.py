@@ -28,7 +28,6 @@ kept in :attr:`Settings.extra`; a key that looks like a misspelling of a known o
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import os
@@ -435,7 +434,7 @@ class ConfigFile:
         """Profile ``name`` as :class:`Settings`, with its ``env:``/``file:`` secrets resolved."""
         table = self._profiles.get(name)
         if table is None:
-            close = difflib.get_close_matches(name, self._profiles, n=1)
+            close = _close_matches(name, self._profiles, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
                 f"no profile {name!r} in {self.path} (profiles: {', '.join(self._profiles) or 'none'}){hint}"
@@ -524,6 +523,12 @@ def child_environment(environ: Mapping[str, str] | None = None, *settings: Setti
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _close_matches(word: str, candidates: Iterable[str], n: int = 1, cutoff: float = 0.6) -> list[str]:
+    import difflib  # only on the way to an error or a warning
+
+    return difflib.get_close_matches(word, list(candidates), n=n, cutoff=cutoff)
 
 
 def _text(value: str | None) -> str | None:
@@ -706,7 +711,7 @@ def _reject_misspellings(where: str, table: Mapping[str, Any], known: Iterable[s
     for key in table:
         if key in known:
             continue
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        close = _close_matches(key, known, n=1, cutoff=0.8)
         if close:
             raise ConfigError(f"{where}: unknown key {key!r}; did you mean {close[0]!r}?")
 
@@ -715,7 +720,7 @@ def _warn_about_misspelled_variables(environ: Mapping[str, str]) -> None:
     known = (*ENVIRONMENT_VARIABLES.values(), *_OTHER_VARIABLES)
     for variable in environ:
         if variable.startswith("PSWRAP_") and variable not in known:
-            close = difflib.get_close_matches(variable, known, n=1, cutoff=0.85)
+            close = _close_matches(variable, known, n=1, cutoff=0.85)
             if close:
                 logger.warning("%s is not a pswrap setting; did you mean %s?", variable, close[0])
 
