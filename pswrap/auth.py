@@ -98,13 +98,12 @@ class AccessToken:
     ``warnings`` lists problems seen in the claims (such as a missing ``Exchange.ManageAsApp`` role).
     """
 
-    __slots__ = ("claims", "expires_on", "obtained_on", "source", "token", "warnings")
+    __slots__ = ("claims", "expires_on", "source", "token", "warnings")
 
     token: Secret
     expires_on: float
     claims: Mapping[str, Any]
     source: str
-    obtained_on: float
     warnings: tuple[str, ...]
 
     def __init__(
@@ -114,14 +113,12 @@ class AccessToken:
         expires_on: float,
         claims: Mapping[str, Any] | None = None,
         source: str = "identity_provider",
-        obtained_on: float | None = None,
         warnings: tuple[str, ...] = (),
     ) -> None:
         self.token = Secret(token, "access token")
         self.expires_on = float(expires_on)
         self.claims = MappingProxyType(dict(claims or {}))
         self.source = source
-        self.obtained_on = time.time() if obtained_on is None else obtained_on
         self.warnings = warnings
 
     @property
@@ -180,10 +177,9 @@ class AccessToken:
 class _Credential:
     """What MSAL needs to prove the app's identity, and how to talk about it without showing it."""
 
-    __slots__ = ("_msal", "description", "fingerprint", "kind")
+    __slots__ = ("_msal", "description", "fingerprint")
 
-    def __init__(self, kind: str, description: str, fingerprint: str, msal_credential: Any) -> None:
-        self.kind = kind
+    def __init__(self, description: str, fingerprint: str, msal_credential: Any) -> None:
         self.description = description
         self.fingerprint = fingerprint
         self._msal = msal_credential
@@ -721,7 +717,7 @@ def _load_credential(settings: Settings) -> _Credential:
     fingerprint = _credential_fingerprint(settings)
     if kind == "client_secret":
         assert settings.client_secret is not None
-        return _Credential(kind, "client secret", fingerprint, settings.client_secret.reveal())
+        return _Credential("client secret", fingerprint, settings.client_secret.reveal())
     if kind == "certificate":
         return _load_certificate(settings, fingerprint)
     value = settings.managed_identity or ""
@@ -741,7 +737,7 @@ def _load_credential(settings: Settings) -> _Credential:
         cid = rest if prefix == "client_id" else value
         identity = msal.UserAssignedManagedIdentity(client_id=cid)
         description = f"user-assigned managed identity (client id {cid})"
-    return _Credential("managed_identity", description, fingerprint, identity)
+    return _Credential(description, fingerprint, identity)
 
 
 def _load_certificate(settings: Settings, fingerprint: str) -> _Credential:
@@ -812,7 +808,7 @@ def _load_certificate(settings: Settings, fingerprint: str) -> _Credential:
         msal_credential = {"private_key": key_pem.reveal(), "public_certificate": cert_pem}
     else:
         msal_credential = {"private_key": key_pem.reveal(), "thumbprint": thumbprint}
-    return _Credential("certificate", description, fingerprint, msal_credential)
+    return _Credential(description, fingerprint, msal_credential)
 
 
 def _same_key(certificate: x509.Certificate, public: rsa.RSAPublicNumbers) -> bool:
