@@ -5,12 +5,21 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from pswrap.clixml import ClixmlItem, ClixmlReader, parse_clixml
+from pswrap.config import Settings
 from pswrap.errors import (
+    ApplicationNotFoundError,
     ClixmlError,
     ConfigError,
+    ConsentRequiredError,
+    CredentialRejectedError,
+    EntraError,
+    IdentityProviderUnavailableError,
+    ManagedIdentityError,
     PowerShellError,
     PswrapError,
     RenderError,
+    ScopeRejectedError,
+    TenantNotFoundError,
     TokenError,
     TransportError,
 )
@@ -38,13 +47,19 @@ from pswrap.objects import (
 from pswrap.secret import Secret
 
 __all__ = [
+    "ApplicationNotFoundError",
     "ClixmlError",
     "ClixmlItem",
     "ClixmlReader",
     "ConfigError",
+    "ConsentRequiredError",
+    "CredentialRejectedError",
     "DebugRecord",
+    "EntraError",
     "ErrorRecord",
+    "IdentityProviderUnavailableError",
     "InformationRecord",
+    "ManagedIdentityError",
     "PSDateTime",
     "PSEnum",
     "PSObject",
@@ -56,9 +71,12 @@ __all__ = [
     "PswrapError",
     "Record",
     "RenderError",
+    "ScopeRejectedError",
     "ScriptBlock",
     "Secret",
     "SecureString",
+    "Settings",
+    "TenantNotFoundError",
     "TokenError",
     "TransportError",
     "Uri",
