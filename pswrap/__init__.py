@@ -44,6 +44,7 @@ from pswrap.objects import (
     XmlDocument,
     to_jsonable,
 )
+from pswrap.render import Script, Templates, ps_literal, render_template
 from pswrap.secret import Secret
 
 __all__ = [
@@ -72,10 +73,12 @@ __all__ = [
     "Record",
     "RenderError",
     "ScopeRejectedError",
+    "Script",
     "ScriptBlock",
     "Secret",
     "SecureString",
     "Settings",
+    "Templates",
     "TenantNotFoundError",
     "TokenError",
     "TransportError",
@@ -86,5 +89,7 @@ __all__ = [
     "XmlDocument",
     "__version__",
     "parse_clixml",
+    "ps_literal",
+    "render_template",
     "to_jsonable",
 ]
