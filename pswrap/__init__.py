@@ -8,7 +8,9 @@ from pswrap.clixml import ClixmlItem, ClixmlReader, parse_clixml
 from pswrap.errors import (
     ClixmlError,
     ConfigError,
+    InvocationTimeout,
     PowerShellError,
+    ProtocolError,
     PswrapError,
     RenderError,
     TokenError,
@@ -36,6 +38,16 @@ from pswrap.objects import (
     to_jsonable,
 )
 from pswrap.secret import Secret
+from pswrap.session import Result, Session
+from pswrap.transports import (
+    Invocation,
+    LocalTransport,
+    MockTransport,
+    OneShotTransport,
+    Outcome,
+    StreamItem,
+    Transport,
+)
 
 __all__ = [
     "ClixmlError",
@@ -45,6 +57,12 @@ __all__ = [
     "DebugRecord",
     "ErrorRecord",
     "InformationRecord",
+    "Invocation",
+    "InvocationTimeout",
+    "LocalTransport",
+    "MockTransport",
+    "OneShotTransport",
+    "Outcome",
     "PSDateTime",
     "PSEnum",
     "PSObject",
@@ -53,13 +71,18 @@ __all__ = [
     "PSTimeSpan",
     "PowerShellError",
     "ProgressRecord",
+    "ProtocolError",
     "PswrapError",
     "Record",
     "RenderError",
+    "Result",
     "ScriptBlock",
     "Secret",
     "SecureString",
+    "Session",
+    "StreamItem",
     "TokenError",
+    "Transport",
     "TransportError",
     "Uri",
     "VerboseRecord",
