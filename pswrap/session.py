@@ -395,6 +395,7 @@ class Result:
             return
         except TransportError as exc:
             self._items = None
+            self._outcome = self._execution.outcome  # "stopped" when a timeout stopped it cleanly
             exc.partial = self
             self._failure = exc
             return
