@@ -40,6 +40,8 @@ __all__ = ["Result", "Session", "get_transport"]
 #: PowerShell's records are logged here: warnings at WARNING, errors at ERROR, verbose and debug at
 #: DEBUG, information at INFO.
 powershell_log = logging.getLogger("pswrap.powershell")
+# A library does not print unless the application configures logging.
+logging.getLogger("pswrap").addHandler(logging.NullHandler())
 
 _LOG_LEVELS = {
     "error": logging.ERROR,

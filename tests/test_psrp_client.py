@@ -310,7 +310,9 @@ def test_prompts_are_refused_with_an_error_that_says_why(method: ps.HostMethodId
     message = str(response.error)
     assert what in message and "not interactive" in message and "as a parameter" in message
     assert response.error.FullyQualifiedErrorId == "PswrapPromptRefused"
-    assert pipeline.refused_prompts
+    items, _ = drain(pipeline)  # the caller sees why on the error stream
+    assert [(i.stream, i.value.error_id) for i in items] == [("error", "PswrapPromptRefused")]
+    assert what in items[0].value.message
 
 
 def test_harmless_host_questions_are_answered() -> None:

@@ -368,9 +368,12 @@ class PSRPClient:
             answer = False
         else:
             what = _PROMPTS.get(method, f"the host call {method.name}")
+            refusal = _refusal(what)
+            self._pool.host_response(event.ci, error_record=refusal)
             if pipeline is not None:
+                # Say so on the error stream too: how PowerShell reports a failed host call varies.
                 pipeline.refused_prompts.append(what)
-            self._pool.host_response(event.ci, error_record=_refusal(what))
+                self._put(pipeline, "error", error_record(from_psrp(refusal)))
             return
         self._pool.host_response(event.ci, answer)
 
