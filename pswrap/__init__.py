@@ -8,6 +8,7 @@ from pswrap.clixml import ClixmlItem, ClixmlReader, parse_clixml
 from pswrap.errors import (
     ClixmlError,
     ConfigError,
+    InvocationNotStarted,
     InvocationTimeout,
     PowerShellError,
     ProtocolError,
@@ -58,6 +59,7 @@ __all__ = [
     "ErrorRecord",
     "InformationRecord",
     "Invocation",
+    "InvocationNotStarted",
     "InvocationTimeout",
     "LocalTransport",
     "MockTransport",

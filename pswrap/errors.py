@@ -82,6 +82,10 @@ class ProtocolError(TransportError):
         super().__init__(message, partial=partial, stderr_tail=stderr_tail)
 
 
+class InvocationNotStarted(TransportError):
+    """The invocation never reached PowerShell (the session broke first): running it again is safe."""
+
+
 class InvocationTimeout(TransportError, TimeoutError):
     """An invocation did not finish within its timeout. ``timeout`` is the limit in seconds.
 

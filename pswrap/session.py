@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
-from pswrap.errors import ConfigError, PowerShellError, PswrapError, TransportError
+from pswrap.errors import ConfigError, InvocationNotStarted, PowerShellError, PswrapError, TransportError
 from pswrap.objects import (
     DebugRecord,
     ErrorRecord,
@@ -250,7 +250,14 @@ class Session:
 
     def _start(self, invocation: Invocation) -> Result:
         self.open()
-        execution = self.transport.start(invocation)
+        try:
+            execution = self.transport.start(invocation)
+        except InvocationNotStarted:
+            if self.transport.healthy or self._in_on_open:
+                raise
+            # PowerShell went away between calls; nothing ran, so start afresh and try once more.
+            self.open()
+            execution = self.transport.start(invocation)
         return Result(execution, invocation, raise_on_error=self.raise_on_error, on_record=self.on_record)
 
 

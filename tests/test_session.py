@@ -15,6 +15,7 @@ from pswrap import (
     ErrorRecord,
     InformationRecord,
     Invocation,
+    InvocationNotStarted,
     MockTransport,
     Outcome,
     PowerShellError,
@@ -276,3 +277,23 @@ def test_run_renders_a_template_and_binds_its_parameters(tmp_path: Any) -> None:
         (seen,) = session.run("greet", Name="bob’; Remove-Item x; ’")
     assert seen.is_script and "Remove-Item" not in seen.command
     assert seen.label == "template 'greet'"
+
+
+def test_a_call_that_never_reached_powershell_is_retried_once_on_a_fresh_one() -> None:
+    class GoneBetweenCalls(MockTransport):
+        failures = 1
+
+        def start(self, invocation: Invocation) -> Any:
+            if self.failures:
+                self.failures -= 1
+                self.close()  # pwsh died while the session was idle
+                raise InvocationNotStarted("pwsh exited with code 1")
+            return super().start(invocation)
+
+    transport = GoneBetweenCalls(echo)
+    with Session(transport) as session:
+        assert len(session.invoke("Get-A").output) == 1
+        assert transport.opened == 2
+        transport.failures = 2
+        with pytest.raises(InvocationNotStarted):  # only once: a second failure is reported
+            session.invoke("Get-B")

@@ -22,7 +22,7 @@ from typing import ClassVar
 
 import psrpcore
 
-from pswrap.errors import InvocationTimeout, ProtocolError, TransportError
+from pswrap.errors import InvocationNotStarted, InvocationTimeout, ProtocolError, TransportError
 from pswrap.transports._process import StreamTail, find_pwsh, kill_tree, spawn
 from pswrap.transports.base import Execution, Invocation, Outcome, StreamItem, Transport
 from pswrap.transports.outofproc import EMPTY_GUID, Packet, PacketReader
@@ -89,9 +89,11 @@ class LocalTransport(Transport):
     def start(self, invocation: Invocation) -> Execution:
         connection = self._connection
         if connection is None:
-            raise TransportError("the local PowerShell session is not open")
+            raise InvocationNotStarted(
+                f"the local PowerShell session is not open to run {invocation.description}"
+            )
         if not connection.healthy:
-            raise connection.error("the local PowerShell session cannot run anything")
+            raise connection.error(f"could not start {invocation.description}", InvocationNotStarted)
         return connection.start(invocation)
 
     def close(self) -> None:
@@ -149,11 +151,11 @@ class _Connection:
             and self.process.returncode is None
         )
 
-    def error(self, message: str) -> TransportError:
-        """A TransportError saying ``message`` and why the connection broke, with pwsh's stderr."""
+    def error(self, message: str, kind: type[TransportError] = TransportError) -> TransportError:
+        """A ``kind`` of error saying ``message`` and why the connection broke, with pwsh's stderr."""
         if self._broken:
             message = f"{message}: {self._broken}"
-        return TransportError(message, stderr_tail=self.tail.text() or None)
+        return kind(message, stderr_tail=self.tail.text() or None)
 
     def _wait(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         with self._cond:
@@ -183,7 +185,8 @@ class _Connection:
             self.kill(f"pwsh did not acknowledge a new pipeline within {ack_wait:g} s")
             self._wait(lambda: False, self.stop_grace)
         if not pipeline.command_acked.is_set():
-            error = self.error(f"could not start {invocation.description}")
+            # Nothing of the invocation was sent beyond an empty channel: it provably never ran.
+            error = self.error(f"could not start {invocation.description}", InvocationNotStarted)
             self.client.abandon(pipeline, error)
             raise error
         try:

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from psrpcore import types as ps
 
 from pswrap.clixml import ClixmlItem, ClixmlReader
-from pswrap.errors import ClixmlError, InvocationTimeout, ProtocolError, TransportError
+from pswrap.errors import ClixmlError, InvocationNotStarted, InvocationTimeout, ProtocolError, TransportError
 from pswrap.objects import PSObject
 from pswrap.records import error_record, merged_stream, to_record
 from pswrap.transports._convert import to_psrp
@@ -127,9 +127,12 @@ class OneShotTransport(Transport):
 
     def start(self, invocation: Invocation) -> Execution:
         if self._command is None:
-            raise TransportError("the one-shot transport is not open")
+            raise InvocationNotStarted("the one-shot transport is not open")
         request = build_request(invocation)  # bad values fail here, before a process starts
-        process = spawn(command_line(self._command))
+        try:
+            process = spawn(command_line(self._command))
+        except TransportError as exc:
+            raise InvocationNotStarted(str(exc)) from exc
         with self._lock:
             self.processes_started += 1
         execution = _OneShotExecution(self, process, invocation, request)
