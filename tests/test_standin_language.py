@@ -199,6 +199,11 @@ def test_arrays_and_comma_lists() -> None:
     assert len(nested) == 1 and list(nested[0]) == [1, 2]
 
 
+def test_ranges_as_powershell_reads_them() -> None:
+    assert out("1..3") == [1, 2, 3]
+    assert out("$r = 3..1; $r.Count; $r[0]") == [3, 3]
+
+
 def test_hashtables_ordered_and_custom_objects() -> None:
     [table] = out("@{ B = 1; 'a b' = @(1, 2); c = $null }")
     assert (

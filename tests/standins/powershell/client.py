@@ -173,11 +173,14 @@ class PsrpTestClient:
         command: str | None = None,
         *,
         no_input: bool = True,
+        host: ps.HostInfo | None = None,
         **parameters: Any,
     ) -> psrpcore.ClientPowerShell:
-        pipeline = psrpcore.ClientPowerShell(
-            self.pool, no_input=no_input, host=ps.HostInfo() if self.pool.host is None else self.pool.host
+        """A pipeline whose host has a UI (prompts reach the client) unless ``host`` says otherwise."""
+        host = host or ps.HostInfo(
+            IsHostNull=False, IsHostUINull=False, IsHostRawUINull=True, UseRunspaceHost=False
         )
+        pipeline = psrpcore.ClientPowerShell(self.pool, no_input=no_input, host=host)
         if script is not None:
             pipeline.add_script(script)
         else:

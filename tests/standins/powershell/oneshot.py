@@ -152,6 +152,8 @@ def run(engine: Engine, text: str, *, xml: bool, recorder: Recorder, faults: Fau
     except ExitRequested as exit_request:
         code = exit_request.code
     except ParseError as problem:
+        # pwsh reports the parse error through the exception that wraps it.
+        problem.record.CategoryInfo.Reason = "ParentContainsErrorRecordException"
         streams.escaped_error(formatted_error_lines(problem.record))
         code = 1
     except PSError as problem:

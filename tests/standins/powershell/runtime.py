@@ -259,7 +259,16 @@ class PsrpServer:
             try:
                 event = self._pool.next_event()
             except Exception as problem:
-                self.channel.fatal(f"{problem}\n   at {type(problem).__module__}.{type(problem).__name__}")
+                if "Failed to find pipeline" in str(problem):
+                    # pwsh, sent CREATE_PIPELINE for a pipeline whose channel does not exist:
+                    # NullReferenceException in GetHostAssociatedWithPowerShell.
+                    message = (
+                        "Object reference not set to an instance of an object.\n   at System.Management.Automation"
+                        ".Remoting.ServerRunspacePoolDriver.GetHostAssociatedWithPowerShell(...)"
+                    )
+                else:
+                    message = f"{problem}\n   at {type(problem).__module__}.{type(problem).__name__}"
+                self.channel.fatal(message)
                 return created
             if event is None:
                 return created

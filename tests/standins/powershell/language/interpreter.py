@@ -629,6 +629,17 @@ class Interpreter:
             raise StandinUnsupported(f"a command without a name ({_snippet(frame.script, element)})")
         if name_node.type == "command_name":
             target: Any = frame.script.node_text(name_node)
+            bounds = re.fullmatch(r"([+-]?\d+)\.\.([+-]?\d+)", target)
+            bare = elements_node is None or all(
+                c.type == "command_argument_sep" for c in _kids(elements_node)
+            )
+            if bounds and bare and operator is None:
+                # The grammar reads "1..5" as a command name; PowerShell reads a range expression.
+                start, stop = int(bounds.group(1)), int(bounds.group(2))
+                step = 1 if stop >= start else -1
+                return ValueStage(self, list(range(start, stop + step, step)))
+            if target[:1].isdigit():
+                raise StandinUnsupported(f"the command name {target!r} (the grammar and PowerShell disagree)")
             if any(ch in target for ch in "$`"):
                 raise StandinUnsupported(f"the command name {target!r}")
         else:
@@ -1216,6 +1227,25 @@ class ExpressionStage(Stage):
     def end(self) -> None:
         value = self.interpreter.eval(_unwrap(self.node), self.frame)
         for item in v.enumerate_value(value):
+            self.interpreter._check_stop()
+            self.downstream(item)
+
+
+class ValueStage(Stage):
+    """A first pipeline element that is a computed list of values."""
+
+    def __init__(self, interpreter: Interpreter, values: list[Any]) -> None:
+        self.interpreter = interpreter
+        self.values = values
+
+    def process(self, item: Any) -> None:
+        raise runtime_error(
+            "Expressions are only allowed as the first element of a pipeline.",
+            "ExpressionsMustBeFirstInPipeline",
+        )
+
+    def end(self) -> None:
+        for item in self.values:
             self.interpreter._check_stop()
             self.downstream(item)
 
