@@ -114,6 +114,16 @@ def test_bootstrap_merges_every_record_into_output_with_its_stream_note() -> Non
     assert streams.items["error"] == [] and streams.items["warning"] == []
 
 
+def test_write_information_under_silently_continue_reaches_a_merge_but_not_the_console() -> None:
+    assert [merged_note(x) for x in out(BOOTSTRAP, stdin=request(Script="Write-Information i; 'o'"))] == [
+        "information",
+        None,
+    ]
+    streams = run("Write-Information i; Write-Verbose v; 'o'")
+    assert streams.items["information"] == [] and streams.items["output"] == ["o"]
+    assert out("Write-Verbose v *>&1; 'o'") == ["o"]
+
+
 def test_bootstrap_catches_a_terminating_error_and_exits_1() -> None:
     engine = Engine()
     streams = Collector()

@@ -80,11 +80,11 @@ def test_merged_records_carry_their_stream_note_first_in_ms(pwsh_standin: PwshSt
     root = document(result.stdout)
     notes = [obj.find("MS")[0] for obj in root]  # type: ignore[index]
     assert [(n.tag, n.get("N"), n.text) for n in notes] == [
-        ("B", "writeErrorStream", "true"),
-        ("B", "writeWarningStream", "true"),
-        ("B", "writeInformationStream", "true"),
-        ("B", "writeVerboseStream", "true"),
-        ("B", "writeDebugStream", "true"),
+        ("B", "writeErrorStream", "true"),  # PowerShell's spelling: lower-case for errors only
+        ("B", "WriteWarningStream", "true"),
+        ("B", "WriteInformationStream", "true"),
+        ("B", "WriteVerboseStream", "true"),
+        ("B", "WriteDebugStream", "true"),
     ]
     assert [obj.find("TN/T").text if obj.find("TN") is not None else None for obj in root][:2] == [  # type: ignore[union-attr]
         "System.Management.Automation.ErrorRecord",

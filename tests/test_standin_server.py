@@ -111,13 +111,16 @@ def test_every_stream_type(client: PsrpTestClient) -> None:
         "act", "st", 50)  # fmt: skip
 
 
-def test_default_preferences_hide_verbose_debug_and_information(client: PsrpTestClient) -> None:
+def test_default_preferences_hide_verbose_and_debug_but_not_information(client: PsrpTestClient) -> None:
     client.open()
-    pipeline = client.powershell(script="Write-Verbose v; Write-Debug d; Write-Information i; 'done'")
+    script = "Write-Verbose v; Write-Debug d; Write-Information i; Write-Information x -InformationAction Ignore; 'done'"
+    pipeline = client.powershell(script=script)
     client.run(pipeline)
     assert client.output(pipeline) == ["done"]
-    for kind in (psrpcore.VerboseRecordEvent, psrpcore.DebugRecordEvent, psrpcore.InformationRecordEvent):
+    for kind in (psrpcore.VerboseRecordEvent, psrpcore.DebugRecordEvent):
         assert client.of(pipeline, kind) == []
+    # A remote pipeline has an information pipe: SilentlyContinue still records it, only Ignore drops it.
+    assert [e.record.MessageData for e in client.of(pipeline, psrpcore.InformationRecordEvent)] == ["i"]
 
 
 def test_three_pipelines_run_at_once_on_a_pool_of_three(client: PsrpTestClient) -> None:

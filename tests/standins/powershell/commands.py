@@ -526,10 +526,15 @@ class CommandContext:
         source: str | None = None,
         always: bool = False,
     ) -> None:
-        """An InformationRecord; ``always`` is Write-Host's rule (shown unless InformationAction is Ignore)."""
+        """An InformationRecord, as MshCommandRuntime.WriteInformation handles it.
+
+        Dropped only under Ignore where an information pipe exists (PSRP, ``*>&1``); on a console host
+        shown under Continue; ``always`` is Write-Host's rule (shown unless InformationAction is Ignore).
+        """
         self.check_stopped()
         action = dotnet.action_preference(self.preference("InformationPreference"))
-        if action == "Ignore" or (action == "SilentlyContinue" and not always):
+        piped = bool(getattr(self.streams, "information_pipe", False))
+        if action == "Ignore" or (action == "SilentlyContinue" and not always and not piped):
             return
         record = information_record(message_data, source or self.info.name, tags)
         if action == "Stop":

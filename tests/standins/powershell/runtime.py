@@ -454,6 +454,8 @@ class PsrpServer:
 class _PipelineStreams:
     """A PSRP pipeline's streams: each object or record becomes its PSRP message, sent at once."""
 
+    information_pipe = True
+
     def __init__(self, server: PsrpServer, pipeline: _Pipeline) -> None:
         self._server = server
         self._pipeline = pipeline

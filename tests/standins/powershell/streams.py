@@ -3,7 +3,7 @@
 A :class:`Streams` is where an invocation's objects and records end up: a PSRP pipeline's messages in
 server mode, the CLIXML documents on stdout/stderr in one-shot mode. :class:`Redirected` implements
 ``*>&1`` / ``2>&1``: a merged record goes to the command's output carrying the ``writeErrorStream`` /
-``writeWarningStream`` / … note, exactly as PowerShell marks it; :func:`to_wire` turns such a record into
+``WriteWarningStream`` / … note, exactly as PowerShell marks it; :func:`to_wire` turns such a record into
 the object that is serialized (the record's remoting form with the note first in ``<MS>``).
 """
 
@@ -18,18 +18,24 @@ from typing import Any, Protocol
 
 from psrpcore import types as ps
 
+# PowerShell's own spelling (MshCommandRuntime): lower-case for errors, upper-case for the others.
 STREAM_NOTES = {
     "error": "writeErrorStream",
-    "warning": "writeWarningStream",
-    "verbose": "writeVerboseStream",
-    "debug": "writeDebugStream",
-    "information": "writeInformationStream",
+    "warning": "WriteWarningStream",
+    "verbose": "WriteVerboseStream",
+    "debug": "WriteDebugStream",
+    "information": "WriteInformationStream",
 }
 MERGEABLE = tuple(STREAM_NOTES)
 
 
 class Streams(Protocol):
-    """Where an invocation's output and records go when nothing redirects them."""
+    """Where an invocation's output and records go when nothing redirects them.
+
+    ``information_pipe``: True where PowerShell has an information pipe (a PSRP pipeline, a ``6>&1``
+    merge): Write-Information records then flow even under SilentlyContinue (only Ignore drops them);
+    a console host shows them only under Continue.
+    """
 
     def output(self, value: Any) -> None: ...
 
@@ -53,6 +59,11 @@ class Redirected:
         self._base = base
         self._output = output
         self._merged = merged
+
+    @property
+    def information_pipe(self) -> bool:
+        """Whether information records are captured in a pipe (then even SilentlyContinue keeps them)."""
+        return "information" in self._merged or bool(getattr(self._base, "information_pipe", False))
 
     def output(self, value: Any) -> None:
         self._output(value)
@@ -83,9 +94,10 @@ class Redirected:
 
 
 class Collector:
-    """Streams that keep everything in lists (handy for tests and nested evaluation)."""
+    """Streams that keep everything in lists (a console host's top level unless ``information_pipe``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, information_pipe: bool = False) -> None:
+        self.information_pipe = information_pipe
         self.items: dict[str, list[Any]] = {name: [] for name in ("output", *MERGEABLE, "progress")}
 
     def output(self, value: Any) -> None:

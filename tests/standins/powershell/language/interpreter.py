@@ -1278,6 +1278,7 @@ class _Discarding:
     def __init__(self, inner: Streams, discarded: set[str]) -> None:
         self._inner = inner
         self._discarded = discarded
+        self.information_pipe = "information" in discarded or bool(getattr(inner, "information_pipe", False))
 
     def __getattr__(self, name: str) -> Any:
         if name in self._discarded:

@@ -460,6 +460,8 @@ def get_member(value: Any, name: str) -> Any:
         if folded == "values":
             return make_array(value.values())
         return None
+    if isinstance(value, ps.PSSecureString) and folded == "length":
+        return len(value.decrypt())
     if isinstance(value, ps.PSObject):
         found, result = _property(value, folded)
         if found:
