@@ -211,6 +211,7 @@ def test_arrays_and_comma_lists() -> None:
 
 def test_ranges_as_powershell_reads_them() -> None:
     assert out("1..3") == [1, 2, 3]
+    assert out("$n = 2; 1..$n | Write-Output") == [1, 2]
     assert out("$r = 3..1; $r.Count; $r[0]") == [3, 3]
 
 

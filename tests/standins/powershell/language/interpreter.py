@@ -629,13 +629,15 @@ class Interpreter:
             raise StandinUnsupported(f"a command without a name ({_snippet(frame.script, element)})")
         if name_node.type == "command_name":
             target: Any = frame.script.node_text(name_node)
-            bounds = re.fullmatch(r"([+-]?\d+)\.\.([+-]?\d+)", target)
+            bounds = re.fullmatch(r"([+-]?\d+)\.\.([+-]?\d+|\$[A-Za-z_][A-Za-z0-9_]*)", target)
             bare = elements_node is None or all(
                 c.type == "command_argument_sep" for c in _kids(elements_node)
             )
             if bounds and bare and operator is None:
-                # The grammar reads "1..5" as a command name; PowerShell reads a range expression.
-                start, stop = int(bounds.group(1)), int(bounds.group(2))
+                # The grammar reads "1..5" / "1..$n" as a command name; PowerShell reads a range.
+                upper = bounds.group(2)
+                limit = self.variable(upper[1:], frame) if upper.startswith("$") else upper
+                start, stop = int(bounds.group(1)), int(v.to_number(limit))
                 step = 1 if stop >= start else -1
                 return ValueStage(self, list(range(start, stop + step, step)))
             if target[:1].isdigit():
