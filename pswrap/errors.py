@@ -177,6 +177,36 @@ class TransportError(PswrapError):
         super().__init__(message)
 
 
+class ProtocolError(TransportError):
+    """The peer broke the wire protocol: a malformed packet, garbage where CLIXML or PSRP was expected.
+
+    ``data`` holds (the start of) the offending bytes.
+    """
+
+    def __init__(
+        self, message: str, *, data: bytes = b"", partial: Any = None, stderr_tail: str | None = None
+    ) -> None:
+        self.data = data
+        super().__init__(message, partial=partial, stderr_tail=stderr_tail)
+
+
+class InvocationNotStarted(TransportError):
+    """The invocation never reached PowerShell (the session broke first): running it again is safe."""
+
+
+class InvocationTimeout(TransportError, TimeoutError):
+    """An invocation did not finish within its timeout. ``timeout`` is the limit in seconds.
+
+    The invocation was stopped; when PowerShell did not answer the stop either, its process was killed.
+    """
+
+    def __init__(
+        self, message: str, *, timeout: float, partial: Any = None, stderr_tail: str | None = None
+    ) -> None:
+        self.timeout = timeout
+        super().__init__(message, partial=partial, stderr_tail=stderr_tail)
+
+
 class PowerShellError(PswrapError):
     """PowerShell reported an error: a terminating error, or any error when asked to raise on errors."""
 

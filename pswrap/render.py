@@ -17,6 +17,7 @@ import base64
 import dataclasses
 import datetime as _dt
 import math
+import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -270,7 +271,7 @@ def builtin_template_dir() -> Path:
 class Templates:
     """The scripts pswrap can render: user folders first (to override or add by name), then built-ins."""
 
-    def __init__(self, dirs: Iterable[str | Path] = ()) -> None:
+    def __init__(self, dirs: Iterable[str | os.PathLike[str]] = ()) -> None:
         self.dirs = [Path(d) for d in dirs]
         for folder in self.dirs:
             if not folder.is_dir():
@@ -337,6 +338,8 @@ def _declared_parameters(environment: jinja2.Environment, source: str) -> list[s
     return declared
 
 
-def render_template(name: str, *, template_dirs: Iterable[str | Path] = (), **values: Any) -> Script:
+def render_template(
+    name: str, *, template_dirs: Iterable[str | os.PathLike[str]] = (), **values: Any
+) -> Script:
     """Render a template by name (user folders in ``template_dirs`` are searched first)."""
     return Templates(template_dirs).render(name, **values)

@@ -1,0 +1,27 @@
+"""Transports: the ways pswrap runs PowerShell, all behind one small interface (:mod:`.base`).
+
+``local`` (:class:`LocalTransport`): a persistent ``pwsh -s`` spoken to over PSRP, the default.
+``oneshot`` (:class:`OneShotTransport`): one ``pwsh -OutputFormat xml`` per call.
+:class:`MockTransport`: built from a function, for tests.
+"""
+
+from __future__ import annotations
+
+from pswrap.transports._process import find_pwsh
+from pswrap.transports.base import Execution, Invocation, Outcome, State, StreamItem, Transport
+from pswrap.transports.local import LocalTransport
+from pswrap.transports.mock import MockTransport
+from pswrap.transports.oneshot import OneShotTransport
+
+__all__ = [
+    "Execution",
+    "Invocation",
+    "LocalTransport",
+    "MockTransport",
+    "OneShotTransport",
+    "Outcome",
+    "State",
+    "StreamItem",
+    "Transport",
+    "find_pwsh",
+]

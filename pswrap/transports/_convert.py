@@ -1,0 +1,397 @@
+"""Values both ways between psrpcore's types and pswrap's object model.
+
+:func:`from_psrp` turns what psrpcore deserialized into the values the CLIXML reader gives for the
+same objects, so a value looks the same whichever transport brought it. :func:`to_psrp` prepares a
+parameter or input value for psrpcore's serializer: a Python ``float`` becomes a Double (psrpcore
+would send a Single), a :class:`~pswrap.Secret` is revealed only here, ``dict`` becomes a Hashtable,
+``list``/``tuple`` an array, and anything pswrap cannot represent faithfully is refused with the
+parameter's name.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import enum
+import queue
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from psrpcore import types as ps
+
+from pswrap.objects import (
+    _NO_VALUE,
+    PSDateTime,
+    PSEnum,
+    PSObject,
+    PSQueue,
+    PSStack,
+    PSTimeSpan,
+    Record,
+    ScriptBlock,
+    SecureString,
+    Uri,
+    Version,
+    XmlDocument,
+    _init_psobject,
+    _new_psobject,
+)
+from pswrap.secret import Secret
+
+__all__ = ["from_psrp", "to_psrp"]
+
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+_UINT64_MAX = 2**64 - 1
+_DESERIALIZED = "Deserialized."
+
+SecureStringFactory = Callable[[str], Any]
+
+
+# --------------------------------------------------------------------------------------------------
+# psrpcore -> pswrap
+# --------------------------------------------------------------------------------------------------
+
+
+def from_psrp(value: Any) -> Any:
+    """The pswrap value for a value psrpcore deserialized (objects met twice stay one object)."""
+    return _From().convert(value)
+
+
+class _From:
+    def __init__(self) -> None:
+        self._seen: dict[int, Any] = {}
+
+    def convert(self, value: Any) -> Any:
+        if value is None or isinstance(value, bool):
+            return value
+        key = id(value)
+        if key in self._seen:
+            return self._seen[key]
+        if isinstance(value, ps.PSObject):
+            return self._psobject(value)
+        return self._plain(value)
+
+    def _plain(self, value: Any) -> Any:
+        """Python values psrpcore hands out without a PSObject wrapper."""
+        if isinstance(value, enum.Enum):
+            return PSEnum(int(value.value), value.name, ())
+        if isinstance(value, (str, int, float, decimal.Decimal, bytes, uuid.UUID)):
+            return value
+        if isinstance(value, _dt.datetime):
+            return PSDateTime(value)
+        if isinstance(value, _dt.timedelta):
+            return PSTimeSpan(value)
+        if isinstance(value, list):
+            out: list[Any] = []
+            self._seen[id(value)] = out
+            out.extend(self.convert(v) for v in value)
+            return out
+        if isinstance(value, dict):
+            result: dict[Any, Any] = {}
+            self._seen[id(value)] = result
+            for k, v in value.items():
+                result[_hashable(self.convert(k))] = self.convert(v)
+            return result
+        return value
+
+    def _psobject(self, value: ps.PSObject) -> Any:
+        primitive = self._primitive(value)
+        meta = value.PSObject
+        adapted_names = {p.name for p in meta.adapted_properties}
+        extended_names = {p.name for p in meta.extended_properties}
+        # Like the CLIXML reader: a value whose only members are formatting hints or a collection's
+        # own (Count, Length…) is just the value.
+        if primitive is not _NOT_PRIMITIVE:
+            if not adapted_names and extended_names <= _FORMAT_NOTES:
+                return primitive
+        elif _is_container(value) and not extended_names and adapted_names <= _COLLECTION_MEMBERS:
+            return self._container(value)
+
+        remoting = _remoting_form(value)
+        obj = _new_psobject()
+        self._seen[id(value)] = obj
+        source = remoting if remoting is not None else value
+        source_meta = source.PSObject
+        adapted = {p.name: self.convert(p.get_value(source)) for p in source_meta.adapted_properties}
+        extended = {p.name: self.convert(p.get_value(source)) for p in source_meta.extended_properties}
+        wrapped: Any = _NO_VALUE
+        if primitive is not _NOT_PRIMITIVE:
+            wrapped = primitive
+        elif _is_container(value):
+            wrapped = self._container(value)
+        to_string = _to_string(value)
+        _init_psobject(obj, adapted, extended, _type_names(value), to_string, wrapped)
+        return obj
+
+    def _primitive(self, value: ps.PSObject) -> Any:
+        """The plain value of a psrpcore primitive, or ``_NOT_PRIMITIVE``."""
+        if isinstance(value, ps.PSSecureString):
+            return _secure_string(value)
+        if isinstance(value, (ps.PSEnumBase, ps.PSFlagBase)):
+            names = tuple(value.PSObject.type_names)
+            return PSEnum(int(value.value), _enum_name(value), names)
+        if isinstance(value, ps.PSChar):
+            return chr(int(value))
+        if isinstance(value, _INTEGERS):
+            names = _type_names(value)
+            if any(n.removeprefix(_DESERIALIZED) == "System.Enum" for n in names):
+                return PSEnum(int(value), str(_to_string(value) or int(value)), names)
+            return int(value)
+        if isinstance(value, (ps.PSSingle, ps.PSDouble)):
+            return float(value)
+        if isinstance(value, ps.PSDecimal):
+            return decimal.Decimal(value)
+        if isinstance(value, ps.PSDateTime):
+            return PSDateTime(value, nanosecond=int(getattr(value, "nanosecond", 0) or 0))
+        if isinstance(value, ps.PSDuration):
+            micro = (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
+            return PSTimeSpan(ticks=micro * 10 + int(getattr(value, "nanoseconds", 0) or 0) // 100)
+        if isinstance(value, ps.PSGuid):
+            return uuid.UUID(int=value.int)
+        if isinstance(value, ps.PSVersion):
+            return Version(
+                int(value.major),
+                int(value.minor),
+                -1 if value.build is None else int(value.build),
+                -1 if value.revision is None else int(value.revision),
+            )
+        if isinstance(value, ps.PSByteArray):
+            return bytes(value)
+        if isinstance(value, ps.PSUri):
+            return Uri(str.__str__(value))
+        if isinstance(value, ps.PSXml):
+            return XmlDocument(str.__str__(value))
+        if isinstance(value, ps.PSScriptBlock):
+            return ScriptBlock(str.__str__(value))
+        if isinstance(value, str):
+            return str.__str__(value)
+        return _NOT_PRIMITIVE
+
+    def _container(self, value: Any) -> Any:
+        if isinstance(value, ps.PSStackBase):
+            stack = PSStack()
+            self._seen[id(value)] = stack
+            stack.extend(self.convert(v) for v in value)
+            return stack
+        if isinstance(value, (ps.PSQueueBase, queue.Queue)):
+            # psrpcore keeps a queue as a queue.Queue; read it without draining it.
+            items = list(value.queue)
+            que = PSQueue()
+            self._seen[id(value)] = que
+            que.extend(self.convert(v) for v in items)
+            return que
+        if isinstance(value, dict):
+            result: dict[Any, Any] = {}
+            self._seen[id(value)] = result
+            for k, v in dict.items(value):
+                result[_hashable(self.convert(k))] = self.convert(v)
+            return result
+        out: list[Any] = []
+        self._seen[id(value)] = out
+        out.extend(self.convert(v) for v in list.__iter__(value))
+        return out
+
+
+_NOT_PRIMITIVE: Any = object()
+_FORMAT_NOTES = frozenset(("DisplayHint",))
+_COLLECTION_MEMBERS = frozenset(
+    (
+        "Count",
+        "IsSynchronized",
+        "SyncRoot",
+        "IsReadOnly",
+        "IsFixedSize",
+        "Length",
+        "LongLength",
+        "Rank",
+        "Capacity",
+    )
+)
+_INTEGERS = (ps.PSByte, ps.PSSByte, ps.PSInt16, ps.PSUInt16, ps.PSInt, ps.PSUInt, ps.PSInt64, ps.PSUInt64)
+
+
+def _is_container(value: Any) -> bool:
+    return isinstance(value, (ps.PSDictBase, ps.PSListBase, ps.PSStackBase, ps.PSQueueBase, ps.PSIEnumerable))
+
+
+def _remoting_form(value: ps.PSObject) -> ps.PSObject | None:
+    """The wire shape of psrpcore's rehydrated records (ErrorRecord's flat ``ErrorCategory_*`` notes…).
+
+    psrpcore rebuilds ErrorRecord, Warning/Verbose/DebugRecord into richer classes; the CLIXML reader
+    sees the flat notes PowerShell serialized, so pswrap goes back to those for one shape everywhere.
+    """
+    if not isinstance(value, (ps.ErrorRecord, ps.InformationalRecord)):
+        return None
+    try:
+        converter: Any = type(value).ToPSObjectForRemoting
+        flat: ps.PSObject = converter(value)
+    except Exception:  # an incomplete record: fall back to its properties as they are
+        return None
+    return flat
+
+
+def _type_names(value: ps.PSObject) -> tuple[str, ...]:
+    names = list(value.PSObject.type_names)
+    declared = list(type(value).PSObject.type_names)
+    if names != declared and names and all(n.startswith(_DESERIALIZED) for n in names):
+        # psrpcore prefixes the names of types it does not know with "Deserialized."; the wire had none.
+        names = [n[len(_DESERIALIZED) :] for n in names]
+    return tuple(names)
+
+
+def _to_string(value: ps.PSObject) -> str | None:
+    text = value.PSObject.to_string
+    return None if text is None else str(text)
+
+
+def _enum_name(value: Any) -> str:
+    if isinstance(value, enum.Flag):
+        members = [m for m in type(value) if m.value and (m.value & value.value) == m.value]
+        if members:
+            return ", ".join(str(m.name) for m in members)
+    return str(value.name)
+
+
+def _secure_string(value: ps.PSSecureString) -> SecureString:
+    return SecureString(str(value.decrypt()))
+
+
+def _hashable(key: Any) -> Any:
+    try:
+        hash(key)
+    except TypeError:
+        return tuple(key) if isinstance(key, list) else str(key)
+    return key
+
+
+# --------------------------------------------------------------------------------------------------
+# pswrap / Python -> psrpcore
+# --------------------------------------------------------------------------------------------------
+
+
+def to_psrp(value: Any, where: str = "value") -> Any:
+    """The psrpcore value that serializes ``value`` faithfully; ``where`` names it in errors."""
+    return _To().convert(value, where)
+
+
+class _To:
+    def __init__(self) -> None:
+        self._active: set[int] = set()
+
+    def convert(self, value: Any, where: str) -> Any:
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, ps.PSObject):
+            return value  # already psrpcore's: the caller knows what it sends
+        if isinstance(value, SecureString):
+            return ps.PSSecureString(value.reveal())
+        if isinstance(value, Secret):
+            return value.reveal()
+        if isinstance(value, PSEnum):
+            return ps.PSInt(int(value)) if _INT32[0] <= value <= _INT32[1] else ps.PSInt64(int(value))
+        if isinstance(value, enum.Enum):
+            return self.convert(value.value, where)
+        if isinstance(value, int):
+            return _integer(value, where)
+        if isinstance(value, float):
+            return ps.PSDouble(value)
+        if isinstance(value, decimal.Decimal):
+            return ps.PSDecimal(value)
+        if isinstance(value, Uri):
+            return ps.PSUri(str(value))
+        if isinstance(value, XmlDocument):
+            return ps.PSXml(str(value))
+        if isinstance(value, ScriptBlock):
+            return ps.PSScriptBlock(str(value))
+        if isinstance(value, str):
+            return str(value)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return ps.PSByteArray(bytes(value))
+        if isinstance(value, PSTimeSpan):
+            return ps.PSDuration(nanoseconds=value.ticks * 100)
+        if isinstance(value, _dt.timedelta):
+            return ps.PSDuration(value)
+        if isinstance(value, _dt.datetime):
+            return ps.PSDateTime(value, nanosecond=int(getattr(value, "nanosecond", 0) or 0))
+        if isinstance(value, _dt.date):
+            return ps.PSDateTime(_dt.datetime(value.year, value.month, value.day))
+        if isinstance(value, uuid.UUID):
+            return ps.PSGuid(value)
+        if isinstance(value, Version):
+            return ps.PSVersion(str(value))
+        if isinstance(value, Record):
+            return self.convert(value.raw if value.raw is not None else value.message, where)
+        key = id(value)
+        if key in self._active:
+            raise ValueError(f"{where} contains itself; PowerShell parameters cannot be cyclic")
+        self._active.add(key)
+        try:
+            return self._compound(value, where)
+        finally:
+            self._active.discard(key)
+
+    def _compound(self, value: Any, where: str) -> Any:
+        if isinstance(value, PSObject):
+            return self._psobject(value, where)
+        if isinstance(value, PSStack):
+            return ps.PSStack([self.convert(v, f"{where}[{i}]") for i, v in enumerate(value)])
+        if isinstance(value, PSQueue):
+            que = ps.PSQueue()
+            for i, v in enumerate(value):
+                que.put(self.convert(v, f"{where}[{i}]"))
+            return que
+        if isinstance(value, Mapping):
+            table = ps.PSDict()
+            for k, v in value.items():
+                table[self.convert(k, f"{where} key {k!r}")] = self.convert(v, f"{where}[{k!r}]")
+            return table
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return ps.PSList([self.convert(v, f"{where}[{i}]") for i, v in enumerate(value)])
+        raise TypeError(
+            f"{where} is a {type(value).__name__}, which pswrap cannot send to PowerShell; use str, int, "
+            "float, bool, Decimal, bytes, datetime, timedelta, UUID, a list, a dict or a pswrap.PSObject"
+        )
+
+    def _psobject(self, value: PSObject, where: str) -> Any:
+        if value.has_value:
+            base = self.convert(value.value, f"{where} value")
+            obj = _promote(base)
+        else:
+            obj = ps.PSObject()
+        obj.PSObject.type_names = list(value.type_names) or ["System.Management.Automation.PSCustomObject"]
+        if value.to_string is not None:
+            obj.PSObject.to_string = value.to_string
+        for name, member in value.adapted.items():
+            obj.PSObject.adapted_properties.append(
+                ps.PSNoteProperty(name, self.convert(member, f"{where}.{name}"))
+            )
+        for name, member in value.extended.items():
+            ps.add_note_property(obj, name, self.convert(member, f"{where}.{name}"), force=True)
+        return obj
+
+
+def _integer(value: int, where: str) -> Any:
+    if _INT32[0] <= value <= _INT32[1]:
+        return ps.PSInt(value)
+    if _INT64[0] <= value <= _INT64[1]:
+        return ps.PSInt64(value)
+    if 0 <= value <= _UINT64_MAX:
+        return ps.PSUInt64(value)
+    raise ValueError(f"{where} = {value} does not fit a 64-bit integer; pass a Decimal instead")
+
+
+def _promote(value: Any) -> Any:
+    """A psrpcore object for a plain value, so that members can be attached to it."""
+    if isinstance(value, ps.PSObject):
+        return value
+    if isinstance(value, str):
+        return ps.PSString(value)
+    if isinstance(value, bool):
+        return ps.PSObject()
+    if isinstance(value, int):
+        return ps.PSInt64(value)
+    if value is None:
+        return ps.PSObject()
+    return value
