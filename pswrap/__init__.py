@@ -25,6 +25,8 @@ from pswrap.errors import (
     TenantNotFoundError,
     TokenError,
     TransportError,
+    WinRMAuthenticationError,
+    WinRMError,
 )
 from pswrap.objects import (
     DebugRecord,
@@ -58,6 +60,7 @@ from pswrap.transports import (
     Outcome,
     StreamItem,
     Transport,
+    WinRMTransport,
 )
 
 __all__ = [
@@ -111,6 +114,9 @@ __all__ = [
     "VerboseRecord",
     "Version",
     "WarningRecord",
+    "WinRMAuthenticationError",
+    "WinRMError",
+    "WinRMTransport",
     "XmlDocument",
     "__version__",
     "parse_clixml",

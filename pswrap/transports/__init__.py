@@ -2,6 +2,7 @@
 
 ``local`` (:class:`LocalTransport`): a persistent ``pwsh -s`` spoken to over PSRP, the default.
 ``oneshot`` (:class:`OneShotTransport`): one ``pwsh -OutputFormat xml`` per call.
+``winrm`` (:class:`WinRMTransport`): PowerShell on a remote Windows host over WinRM.
 :class:`MockTransport`: built from a function, for tests.
 """
 
@@ -12,6 +13,7 @@ from pswrap.transports.base import Execution, Invocation, Outcome, State, Stream
 from pswrap.transports.local import LocalTransport
 from pswrap.transports.mock import MockTransport
 from pswrap.transports.oneshot import OneShotTransport
+from pswrap.transports.winrm import WinRMTransport
 
 __all__ = [
     "Execution",
@@ -23,5 +25,6 @@ __all__ = [
     "State",
     "StreamItem",
     "Transport",
+    "WinRMTransport",
     "find_pwsh",
 ]
