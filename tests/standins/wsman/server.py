@@ -34,7 +34,7 @@ import spnego
 from tests.standins.powershell.cli import build_table
 from tests.standins.powershell.config import StandinConfig
 from tests.standins.powershell.engine import Engine
-from tests.standins.wsman import encryption
+from tests.standins.wsman import commands, encryption
 from tests.standins.wsman.shells import Shells
 from tests.standins.wsman.soap import (
     RSP,
@@ -114,7 +114,9 @@ class WSManStandin:
         powershell: StandinConfig | None = None,
     ) -> None:
         self.users_file = users_file
+        #: WinRM's AllowUnencrypted: accept bodies that are not sealed (reset() restores the start value).
         self.allow_unencrypted = allow_unencrypted
+        self._allow_unencrypted = allow_unencrypted
         self.max_envelope_size = max_envelope_size
         self.max_operation_timeout = max_operation_timeout
         self.max_requests = max_requests
@@ -190,6 +192,7 @@ class WSManStandin:
         for sock in sockets:  # each test starts with fresh connections (and authenticates again)
             _shutdown(sock)
         self.powershell = StandinConfig()
+        self.allow_unencrypted = self._allow_unencrypted
 
     def set_faults(self, **switches: Any) -> None:
         """Replace the fault switches (see :class:`Faults`); no arguments clears them."""
@@ -212,7 +215,9 @@ class WSManStandin:
 
     def _engine(self) -> Engine:
         config = self.powershell
-        return Engine(table=build_table(config), config=config, on_script=self._script)
+        table = build_table(config)
+        commands.register(table)
+        return Engine(table=table, config=config, on_script=self._script)
 
     def _script(self, text: str) -> None:
         with self._lock:
@@ -251,13 +256,14 @@ class WSManStandin:
                 self.count("stalled")
                 released.wait(self.stall_limit)
                 return None
-            if faults.fault is not None and faults.fault[0] == short:
+            planned = faults.fault
+            if planned is not None and planned[0] == short:
                 with self._lock:
                     if self.faults.fault_times > 0:
                         self.faults.fault_times -= 1
                         if self.faults.fault_times == 0:
                             self.faults.fault = None
-                        raise Fault(faults.fault[1], faults.fault[2])
+                        raise Fault(planned[1], planned[2])
             if short == "Receive" and faults.drop_receive is not None and _for_command(request):
                 with self._lock:
                     if self.faults.drop_receive is not None:
@@ -267,7 +273,10 @@ class WSManStandin:
                             self.counts["dropped"] += 1
                             return None
             request.operation_timeout = min(request.operation_timeout, self.max_operation_timeout)
-            return 200, self._dispatch(request, short, user, client_ip)
+            reply = self._dispatch(request, short, user, client_ip)
+            if len(reply) > request.max_envelope_size:
+                self.count("answers_over_limit")  # a bug in the stand-in: Windows never does this
+            return 200, reply
         except Fault as problem:
             self.count("faults")
             return 500, fault(problem.code, problem.message, relates_to=request.message_id)

@@ -36,6 +36,11 @@ _ENVELOPE_OVERHEAD = 2048  # headers and the ReceiveResponse skeleton
 _PER_STREAM = 200  # one rsp:Stream element around its base64
 
 
+def largest_payload(max_envelope_size: int) -> int:
+    """The largest PSRP payload one Receive answer can carry within the client's MaxEnvelopeSize."""
+    return (max_envelope_size - _ENVELOPE_OVERHEAD - _PER_STREAM) * 3 // 4 - 4
+
+
 def _data(text: str | None, what: str) -> bytes:
     try:
         return base64.b64decode((text or "").strip(), validate=True)
@@ -277,7 +282,7 @@ class Shells:
                         "shell needs creationXml (the runspace pool's opening fragments).")  # fmt: skip
         data = _data(creation.text, "creationXml")
         shell_id = (body.get("ShellId") or str(uuid.uuid4())).upper()
-        fragment_size = max(1024, min(32_768, (request.max_envelope_size - _ENVELOPE_OVERHEAD) * 3 // 4 - 64))
+        fragment_size = max(1024, min(32_768, largest_payload(request.max_envelope_size)))
         shell = Shell(shell_id, request.resource_uri, user, self._engine_factory(), fragment_size)
         with self._lock:
             if shell_id in self.shells and not self.shells[shell_id].deleted:
