@@ -292,8 +292,17 @@ class Templates:
         self.environment.globals["param_block"] = param_block
 
     def names(self) -> list[str]:
-        """Every template name available (user ones shadowing built-ins of the same name)."""
-        return sorted({n[: -len(_SUFFIX)] for n in self.environment.list_templates() if n.endswith(_SUFFIX)})
+        """Every template name available (user ones shadowing built-ins of the same name).
+
+        Names starting with ``_`` are partials for ``{% include %}`` and are not listed.
+        """
+        return sorted(
+            {
+                n[: -len(_SUFFIX)]
+                for n in self.environment.list_templates()
+                if n.endswith(_SUFFIX) and not n.startswith("_")
+            }
+        )
 
     def render(self, name: str, /, **values: Any) -> Script:
         """Render template ``name`` (``"exchange-connect"``) with ``values``.

@@ -34,6 +34,15 @@ REPRESENTATIVE = {
         {"AccessToken": Secret(CANARY), "Organization": "x", "command_names": ["Get-Mailbox"]},
     ],
     "exchange-disconnect": [{}],
+    "exchange-invoke": [
+        {
+            "AccessToken": Secret(CANARY),
+            "Organization": "contoso.onmicrosoft.com",
+            "PswrapCommand": "Get-Mailbox",
+            "PswrapArguments": [],
+            "PswrapParameters": {"ResultSize": 5},
+        }
+    ],
 }
 
 
