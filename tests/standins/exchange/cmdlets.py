@@ -159,7 +159,10 @@ def register(table: CommandTable) -> None:
         "Get-Module",
         cmdlet_type="Microsoft.PowerShell.Commands.GetModuleCommand",
         module="Microsoft.PowerShell.Core",
-        parameters=[Parameter("Name", position=0, type="System.String"), Parameter("ListAvailable", switch=True)],
+        parameters=[
+            Parameter("Name", position=0, type="System.String"),
+            Parameter("ListAvailable", switch=True),
+        ],
     )(get_module)
     table.register(
         "Connect-ExchangeOnline",
@@ -263,7 +266,12 @@ def import_module(
                 category=ps.ErrorCategory.ResourceUnavailable,
                 target=Name,
                 exception_type="System.IO.FileNotFoundException",
-                exception_bases=["System.IO.IOException", "System.SystemException", "System.Exception", "System.Object"],
+                exception_bases=[
+                    "System.IO.IOException",
+                    "System.SystemException",
+                    "System.Exception",
+                    "System.Object",
+                ],
             )
         )
         return
@@ -279,7 +287,9 @@ def get_module(ctx: CommandContext, Name: str | None, ListAvailable: bool) -> No
     if ListAvailable:
         if switches.module == "missing":
             return
-        ctx.write_output(_module_info(switches.old_version if switches.module == "old" else switches.module_version))
+        ctx.write_output(
+            _module_info(switches.old_version if switches.module == "old" else switches.module_version)
+        )
     elif _state(ctx).module_loaded:
         ctx.write_output(_module_info(switches.module_version))
 
@@ -317,7 +327,9 @@ def connect(
     if not state.module_loaded:  # autoloading: the module loads on first use of its commands
         state.module_loaded = switches.module != "missing"
     if not AccessToken:
-        raise StandinUnsupported("Connect-ExchangeOnline without -AccessToken (only app-only tokens are played)")
+        raise StandinUnsupported(
+            "Connect-ExchangeOnline without -AccessToken (only app-only tokens are played)"
+        )
     if not Organization:
         ctx.throw(
             ctx.error_record(
@@ -328,7 +340,10 @@ def connect(
             )
         )
     problem, claims = _check_token(switches, AccessToken)
-    organization_ok = Organization.casefold() in (switches.organization.casefold(), switches.tenant_id.casefold())
+    organization_ok = Organization.casefold() in (
+        switches.organization.casefold(),
+        switches.tenant_id.casefold(),
+    )
     if problem is None and not organization_ok:
         problem = "organization"
     if problem is None and not switches.rbac:
@@ -345,7 +360,9 @@ def connect(
     if state.mailboxes is None:
         state.mailboxes = data.mailboxes(switches.mailboxes, switches.organization)
     if ShowBanner:
-        ctx.write_information("This V3 EXO PowerShell module contains new REST API backed Exchange Online cmdlets.")
+        ctx.write_information(
+            "This V3 EXO PowerShell module contains new REST API backed Exchange Online cmdlets."
+        )
 
 
 def _check_token(switches: ExchangeSwitches, token: str) -> tuple[str | None, dict[str, Any]]:
@@ -433,7 +450,12 @@ def _select(
 ) -> list[dict[str, Any]]:
     mailboxes = state.mailboxes or []
     if identity is not None:
-        found = [m for m in mailboxes if identity.casefold() in (m["Name"].casefold(), m["PrimarySmtpAddress"].casefold(), str(m["Guid"]))]
+        found = [
+            m
+            for m in mailboxes
+            if identity.casefold()
+            in (m["Name"].casefold(), m["PrimarySmtpAddress"].casefold(), str(m["Guid"]))
+        ]
         if not found:
             raise PSError(
                 ctx.error_record(
@@ -452,20 +474,26 @@ def _select(
     return mailboxes
 
 
-def _emit(ctx: CommandContext, rows: list[dict[str, Any]], limit: int | None, types: list[str], view: Any) -> None:
+def _emit(
+    ctx: CommandContext, rows: list[dict[str, Any]], limit: int | None, types: list[str], view: Any
+) -> None:
     for row in rows if limit is None else rows[:limit]:
         ctx.write_output(_psobject(types, row["Name"], view(row)))
     if limit is not None and len(rows) > limit:
         ctx.write_warning(MORE_RESULTS)
 
 
-def get_mailbox(ctx: CommandContext, Identity: str | None, ResultSize: str | None, RecipientTypeDetails: Any) -> None:
+def get_mailbox(
+    ctx: CommandContext, Identity: str | None, ResultSize: str | None, RecipientTypeDetails: Any
+) -> None:
     _, state = _data_cmdlet(ctx, "Get-Mailbox")
     rows = _select(ctx, "Get-Mailbox", state, Identity, RecipientTypeDetails)
     _emit(ctx, rows, _result_size(ResultSize), data.MAILBOX_TYPES, dict)
 
 
-def get_recipient(ctx: CommandContext, Identity: str | None, ResultSize: str | None, RecipientTypeDetails: Any) -> None:
+def get_recipient(
+    ctx: CommandContext, Identity: str | None, ResultSize: str | None, RecipientTypeDetails: Any
+) -> None:
     _, state = _data_cmdlet(ctx, "Get-Recipient")
     rows = _select(ctx, "Get-Recipient", state, Identity, RecipientTypeDetails)
     _emit(ctx, rows, _result_size(ResultSize), data.RECIPIENT_TYPES, data.recipient_view)
@@ -487,4 +515,3 @@ def set_mailbox(ctx: CommandContext, Identity: str, Confirm: bool, **changes: An
         mailbox[name] = value
     mailbox["WhenChanged"] = dt.datetime.now(dt.timezone.utc)
     _journal(switches, "mutation", name="Set-Mailbox", identity=Identity, changes=sorted(applied))
-
