@@ -4,6 +4,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING, Any
+
 from pswrap.clixml import ClixmlItem, ClixmlReader, parse_clixml
 from pswrap.config import Settings
 from pswrap.errors import (
@@ -46,6 +48,26 @@ from pswrap.objects import (
 )
 from pswrap.secret import Secret
 
+if TYPE_CHECKING:
+    from pswrap.render import Script, Templates, ps_literal, render_template
+
+# Loaded on first use: rendering needs Jinja2, which reading CLIXML does not.
+_LAZY = {
+    "Script": "pswrap.render",
+    "Templates": "pswrap.render",
+    "ps_literal": "pswrap.render",
+    "render_template": "pswrap.render",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pswrap' has no attribute {name!r}")
+
+
 __all__ = [
     "ApplicationNotFoundError",
     "ClixmlError",
@@ -72,10 +94,12 @@ __all__ = [
     "Record",
     "RenderError",
     "ScopeRejectedError",
+    "Script",
     "ScriptBlock",
     "Secret",
     "SecureString",
     "Settings",
+    "Templates",
     "TenantNotFoundError",
     "TokenError",
     "TransportError",
@@ -86,5 +110,7 @@ __all__ = [
     "XmlDocument",
     "__version__",
     "parse_clixml",
+    "ps_literal",
+    "render_template",
     "to_jsonable",
 ]
