@@ -435,24 +435,26 @@ class Templates:
         )
 
     def _run(self, name: str, context: dict[str, Any]) -> tuple[str, list[str]]:
+        state = _RenderState()
+        token = _STATE.set(state)
         try:
             template = self.environment.get_template(name)
+            text = template.render(context)
         except TemplateNotFound as exc:
-            if exc.name not in (name, f"{name}{TEMPLATE_SUFFIX}"):
-                raise RenderError(
-                    f"template {exc.name!r} (included by {name!r}) was not found", template=name
-                ) from None
-            raise self._not_found(name) from None
+            if exc.name in (name, f"{name}{TEMPLATE_SUFFIX}"):
+                raise self._not_found(name) from None
+            where, line = _location(exc.__traceback__, name)
+            raise RenderError(
+                f"template {exc.name!r} (included by {where!r}) was not found in {self._folders()}",
+                template=where,
+                line=line,
+            ) from None
         except jinja2.TemplateSyntaxError as exc:
             raise RenderError(
                 f"syntax error: {exc.message}",
                 template=_template_name(exc.filename) or exc.name or name,
                 line=exc.lineno,
             ) from None
-        state = _RenderState()
-        token = _STATE.set(state)
-        try:
-            text = template.render(context)
         except RenderError as exc:
             raise exc.located(*_location(exc.__traceback__, name)) from None
         except jinja2.UndefinedError as exc:
@@ -465,7 +467,11 @@ class Templates:
                 variable=_undefined_name(exc.message),
             ) from None
         except jinja2.TemplateError as exc:
-            raise RenderError(str(exc), template=name) from None
+            where, line = _location(exc.__traceback__, name)
+            raise RenderError(str(exc), template=where, line=line) from None
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+            where, line = _location(exc.__traceback__, name)
+            raise RenderError(f"{type(exc).__name__}: {exc}", template=where, line=line) from exc
         finally:
             _STATE.reset(token)
         if state.declared and not _PARAM_FIRST_RE.match(text):
@@ -490,11 +496,13 @@ class Templates:
         state.declared.extend(checked)
         return _Code(f"param({', '.join('$' + n for n in checked)})")
 
+    def _folders(self) -> str:
+        return ", ".join(str(d) for d in self.dirs)
+
     def _not_found(self, name: str) -> RenderError:
-        folders = ", ".join(str(d) for d in self.dirs)
         known = ", ".join(self.names()) or "none"
         return RenderError(
-            f"no template named {name!r} (a file {name}{TEMPLATE_SUFFIX}) in {folders}; known: {known}",
+            f"no template named {name!r} (a file {name}{TEMPLATE_SUFFIX}) in {self._folders()}; known: {known}",
             template=name,
         )
 
