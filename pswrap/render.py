@@ -502,8 +502,7 @@ class Templates:
     def _not_found(self, name: str) -> RenderError:
         known = ", ".join(self.names()) or "none"
         return RenderError(
-            f"no template named {name!r} (a file {name}{TEMPLATE_SUFFIX}) in {self._folders()}; known: {known}",
-            template=name,
+            f"no template named {name!r} (a file {name}{TEMPLATE_SUFFIX}) in {self._folders()}; known: {known}"
         )
 
 

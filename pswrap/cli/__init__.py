@@ -32,9 +32,11 @@ def main() -> None:
 def _register() -> None:
     """Add the sub-commands (each lives in its own module)."""
     from pswrap.cli.parse import parse
+    from pswrap.cli.render import render
     from pswrap.cli.token import token
 
     main.add_command(parse)
+    main.add_command(render)
     main.add_command(token)
 
 
