@@ -477,3 +477,19 @@ def test_an_installed_wheel_carries_and_finds_the_templates(tmp_path: Path) -> N
     where, text = result.stdout.split("\n", 1)
     assert Path(where) == tmp_path / "site" / "pswrap" / "templates"
     assert text == "Disconnect-ExchangeOnline -Confirm:$false\n"
+
+
+def test_the_readme_template_example_renders_and_parses(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    write(tmp_path, "example", readme.split("```jinja\n", 1)[1].split("```", 1)[0])
+    script = Templates([tmp_path]).render(
+        "example",
+        AccessToken=Secret(CANARY),
+        Organization="o",
+        Command="Get-Mailbox",
+        Parameter="Identity",
+        Value="b’",
+    )
+    assert problems(parse(script.text)) == []
+    assert script.text.startswith("param($AccessToken, $Organization)\n$ErrorActionPreference = 'Stop'\n")
+    assert script.text.endswith("\nGet-Mailbox -Identity 'b’’'")
