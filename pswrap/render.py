@@ -232,9 +232,9 @@ class _Code(str):
 
 _NAME_PATTERNS = {
     # Variable and parameter names: letters, digits, underscore; no leading digit.
-    "name": re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}\Z"),
+    "name": re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}"),
     # Command names: hyphen-joined words (Get-Mailbox, Get-EXOMailbox), each like a name.
-    "command": re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(?:-[A-Za-z0-9_]{1,64}){0,3}\Z"),
+    "command": re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(?:-[A-Za-z0-9_]{1,64}){0,3}"),
 }
 
 
@@ -247,12 +247,9 @@ class Identifier(_Code):
         pattern = _NAME_PATTERNS.get(kind)
         if pattern is None:
             raise RenderError(f"unknown identifier kind {kind!r}: use one of {', '.join(_NAME_PATTERNS)}")
-        if not isinstance(value, str) or isinstance(value, Secret) or not pattern.match(value):
-            shown = value if isinstance(value, (str, int, float)) else type(value).__name__
-            raise RenderError(
-                f"{shown!r} is not a safe PowerShell {kind if kind != 'name' else 'name'}: "
-                f"it must match {pattern.pattern.removesuffix(chr(92) + 'Z')}"
-            )
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            shown = repr(value) if isinstance(value, (str, int, float)) else f"a {type(value).__name__}"
+            raise RenderError(f"{shown} is not a safe PowerShell {kind}: it must match {pattern.pattern}")
         return super().__new__(cls, value)
 
 
@@ -394,7 +391,6 @@ class Templates:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
-            auto_reload=False,
         )
         self.environment.filters["identifier"] = Identifier
         self.environment.filters["flag"] = _flag
@@ -420,22 +416,28 @@ class Templates:
         :attr:`Script.parameters` and never into the text; the others are available to ``{{ }}``.
         """
         # First pass: learn which parameters the template declares (it may depend on the values).
-        text, declared = self._run(name, {key: _withhold_secret(key, v) for key, v in values.items()})
-        if not set(declared).intersection(values):
-            return Script(text=text, parameters=MappingProxyType({}), name=name, declared=tuple(declared))
+        first = _RenderState()
+        try:
+            text = self._run(name, {key: _withhold_secret(key, v) for key, v in values.items()}, first)
+        except RenderError:
+            if not set(first.declared).intersection(values):
+                raise
+        else:
+            if not set(first.declared).intersection(values):
+                return Script(text=text, name=name, declared=tuple(first.declared))
         # Second pass: the declared ones are withheld, so rendering one of them fails loudly.
         context = {
-            key: (_withhold_parameter(name, key, value) if key in declared else _withhold_secret(key, value))
-            for key, value in values.items()
+            key: (_withhold_parameter(name, key, v) if key in first.declared else _withhold_secret(key, v))
+            for key, v in values.items()
         }
-        text, declared_again = self._run(name, context)
-        parameters = {key: values[key] for key in declared_again if key in values}
+        second = _RenderState()
+        text = self._run(name, context, second)
+        parameters = {key: values[key] for key in second.declared if key in values}
         return Script(
-            text=text, parameters=MappingProxyType(parameters), name=name, declared=tuple(declared_again)
+            text=text, parameters=MappingProxyType(parameters), name=name, declared=tuple(second.declared)
         )
 
-    def _run(self, name: str, context: dict[str, Any]) -> tuple[str, list[str]]:
-        state = _RenderState()
+    def _run(self, name: str, context: dict[str, Any], state: _RenderState) -> str:
         token = _STATE.set(state)
         try:
             template = self.environment.get_template(name)
@@ -480,7 +482,7 @@ class Templates:
                 "PowerShell accepts param(…) only as the first statement",
                 template=name,
             )
-        return text, state.declared
+        return text
 
     def _param_block(self, *names: str) -> _Code:
         state = _STATE.get()

@@ -209,11 +209,14 @@ def test_repr_of_a_script_shows_parameter_names_only(builtin: Templates) -> None
 )
 def test_a_declared_parameter_cannot_be_rendered(tmp_path: Path, expression: str) -> None:
     write(tmp_path, "leak", f'{{{{ param_block("AccessToken") }}}}\n$x = {expression}\n')
-    with pytest.raises(RenderError, match=r"AccessToken is a parameter of 'leak'.*\$AccessToken") as caught:
-        Templates([tmp_path]).render("leak", AccessToken=CANARY)
-    assert CANARY not in str(caught.value)
-    assert caught.value.template == "leak"
-    assert caught.value.line == 2
+    for token in (CANARY, Secret(CANARY)):
+        with pytest.raises(
+            RenderError, match=r"AccessToken is a parameter of 'leak'.*\$AccessToken"
+        ) as caught:
+            Templates([tmp_path]).render("leak", AccessToken=token)
+        assert CANARY not in str(caught.value)
+        assert caught.value.template == "leak"
+        assert caught.value.line == 2
 
 
 def test_a_declared_parameter_can_still_be_tested(tmp_path: Path) -> None:
