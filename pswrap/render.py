@@ -50,7 +50,7 @@ _QUOTE_RE = re.compile(f"([{SINGLE_QUOTES}])")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_DECIMAL_MAX = Decimal(2**96 - 1)  # System.Decimal: a 96-bit integer scaled by 10**-0..28
+_DECIMAL_LIMIT = 2**96
 _TICKS_PER_SECOND = 10_000_000
 _TEMPLATE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
@@ -141,21 +141,28 @@ def _string(value: str) -> str:
 def _decimal(value: Decimal) -> str:
     if not value.is_finite():
         raise RenderError(f"System.Decimal has no {value}: use a float for NaN and infinities")
-    exponent = value.as_tuple().exponent
+    # System.Decimal is a 96-bit integer scaled by 10**-0..28. Trailing zeros beyond that may go.
+    sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
-    if abs(value) > _DECIMAL_MAX or exponent < -28:
+    coefficient = int("".join(map(str, digits)) or "0")
+    while exponent < 0 and (exponent < -28 or coefficient >= _DECIMAL_LIMIT) and coefficient % 10 == 0:
+        coefficient, exponent = coefficient // 10, exponent + 1
+    if exponent < -28 or coefficient * 10 ** max(exponent, 0) >= _DECIMAL_LIMIT:
         raise RenderError(
-            f"{value} does not fit System.Decimal (at most 28 decimal places, magnitude < 7.9e28)"
+            f"{value} does not fit System.Decimal exactly (29 significant digits, 28 decimal places, "
+            "magnitude below 7.9e28)"
         )
-    return f"[decimal]'{value:f}'"
+    exact = Decimal((sign, tuple(int(d) for d in str(coefficient)), exponent))
+    return f"[decimal]'{exact:f}'"
 
 
 def _datetime(value: _dt.datetime) -> str:
+    sub_microsecond = value.nanosecond // 100 if isinstance(value, PSDateTime) else 0
     offset = value.utcoffset()
     if offset is not None and offset % _dt.timedelta(minutes=1):
         value = value.astimezone(_dt.timezone.utc)  # .NET offsets are whole minutes: keep the instant
         offset = _dt.timedelta(0)
-    ticks = value.microsecond * 10 + (value.nanosecond // 100 if isinstance(value, PSDateTime) else 0)
+    ticks = value.microsecond * 10 + sub_microsecond
     text = f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{ticks:07d}"
     if offset is not None:
         if not offset:
@@ -228,6 +235,10 @@ class _Code(str):
     """Source text pswrap itself produced and vouches for; ``finalize`` lets it through unquoted."""
 
     __slots__ = ()
+
+    def __html__(self) -> str:
+        """Left alone by HTML escaping, should a template turn on ``{% autoescape %}``."""
+        return self
 
 
 _NAME_PATTERNS = {
@@ -511,15 +522,15 @@ class Templates:
 _PARAM_FIRST_RE = re.compile(r"\A(?:\s|#[^\n]*(?:\n|\Z)|<#.*?#>)*param\(", re.DOTALL)
 
 
-def _finalize(value: Any) -> str:
+def _finalize(value: Any) -> _Code:
     """What every ``{{ expression }}`` goes through: vouched-for code as is, anything else a literal."""
     if isinstance(value, _Code):
-        return str.__str__(value)
+        return value
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()
     if isinstance(value, _Withheld):
         value.fail()
-    return ps_literal(value)
+    return _Code(ps_literal(value))
 
 
 def _flag(value: Any) -> bool:

@@ -129,6 +129,9 @@ FORMS: list[tuple[Any, str]] = [
     (Decimal("1.10"), "[decimal]'1.10'"),
     (Decimal("-0.000001"), "[decimal]'-0.000001'"),
     (Decimal("1E+3"), "[decimal]'1000'"),
+    (Decimal(2**96 - 1), "[decimal]'79228162514264337593543950335'"),
+    (Decimal("-0.0000000000000000000000000001"), "[decimal]'-0.0000000000000000000000000001'"),
+    (Decimal("1." + "0" * 30), "[decimal]'1." + "0" * 28 + "'"),
     (
         dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),
         f"[datetime]::Parse('2024-05-06T07:08:09.1234560Z', {ROUNDTRIP}",
@@ -179,6 +182,11 @@ def test_each_form_parses_as_one_expression(value: Any, expected: str) -> None:
     # Whatever strings the form holds end where the grammar and PowerShell's rule both say.
     rest, _ = split_strings(statement)
     assert rest.count("''") == len(string_literals(statement))
+
+
+def test_sub_microsecond_ticks_survive_an_offset_of_seconds() -> None:
+    odd = PSDateTime(2024, 1, 1, 0, 0, 30, 5, nanosecond=300, tzinfo=dt.timezone(dt.timedelta(seconds=30)))
+    assert "'2024-01-01T00:00:00.0000053Z'" in ps_literal(odd)
 
 
 def test_bool_is_not_rendered_as_an_int() -> None:
@@ -327,6 +335,8 @@ def test_a_secret_is_refused_and_the_message_says_to_declare_a_parameter() -> No
         (Decimal("NaN"), "NaN"),
         (Decimal("1E+40"), "System.Decimal"),
         (Decimal("1E-29"), "28 decimal places"),
+        (Decimal("12345678901234567890123456789.5"), "29 significant digits"),
+        (Decimal(2**96), "does not fit"),
         (dt.timedelta(days=999_999_999), "TimeSpan"),
         ({None: 1}, "key cannot be NoneType"),
         ({"Name": 1, "NAME": 2}, "ignore case"),

@@ -285,11 +285,13 @@ def test_param_block_may_follow_comments(tmp_path: Path) -> None:
         ("{{ 'literal in the template' }}", "'literal in the template'"),
         ("{{ [x, 1] }}", "@('a’’b', 1)"),
         ("{{ n + 1 }}", "42"),
+        ("{% autoescape true %}{{ x ~ '&<' }}{{ [x] | join }}{% endautoescape %}", "'a’’b&<''a’’b'"),
+        ("{% autoescape true %}{{ y }}{% endautoescape %}", "'a''\nStop-Computer &#39;'"),
     ],
 )
 def test_every_expression_is_a_literal(tmp_path: Path, source: str, expected: str) -> None:
     write(tmp_path, "t", source)
-    assert Templates([tmp_path]).render("t", x="a’b", n=41).text == expected
+    assert Templates([tmp_path]).render("t", x="a’b", y="a'\nStop-Computer &#39;", n=41).text == expected
 
 
 def test_identifier_filter_emits_names_unquoted(tmp_path: Path) -> None:
