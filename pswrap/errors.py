@@ -48,7 +48,34 @@ class ConfigError(PswrapError):
 
 
 class RenderError(PswrapError):
-    """A template or value that cannot be rendered safely."""
+    """A template or value that cannot be rendered safely.
+
+    ``template`` names the template (when rendering one), ``line`` the line in that template's file,
+    ``variable`` the undefined variable (when that was the problem); ``reason`` is the bare message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        template: str | None = None,
+        line: int | None = None,
+        variable: str | None = None,
+    ) -> None:
+        self.reason = message
+        self.template = template
+        self.line = line
+        self.variable = variable
+        where = ""
+        if template is not None:
+            where = f"template {template!r}" + (f", line {line}" if line is not None else "")
+        super().__init__(f"{where}: {message}" if where else message)
+
+    def located(self, template: str, line: int | None) -> RenderError:
+        """This error with the template and line filled in (a value's error, found while rendering)."""
+        if self.template is not None:
+            return self
+        return type(self)(self.reason, template=template, line=line, variable=self.variable)
 
 
 class TokenError(PswrapError):

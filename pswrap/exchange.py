@@ -357,13 +357,14 @@ class ExchangeOnline:
         self._connect(token)
 
     def _connect_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"skip_format_data": self.skip_format_data}
+        """The values the exchange-connect template takes besides the bound token and organization."""
+        options: dict[str, Any] = {"SkipLoadingFormatData": self.skip_format_data}
         if self.settings.environment != "O365Default":
-            options["environment_name"] = self.settings.environment
+            options["ExchangeEnvironmentName"] = self.settings.environment
         if self.command_names:
-            options["command_names"] = self.command_names
+            options["CommandName"] = self.command_names
         if self.page_size is not None:
-            options["page_size"] = self.page_size
+            options["PageSize"] = self.page_size
         return options
 
     def _connect(self, token: AccessToken) -> None:
