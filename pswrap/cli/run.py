@@ -3,7 +3,7 @@
 ::
 
     pswrap run Get-Mailbox -ResultSize 5 --format table
-    pswrap run Set-Mailbox -Identity bob -HiddenFromAddressListsEnabled:$true
+    pswrap run Set-Mailbox -Identity bob '-HiddenFromAddressListsEnabled:$true'   # quote $ from the shell
     pswrap run Get-Recipient -RecipientTypeDetails UserMailbox,SharedMailbox --format ndjson
 
 Parameters after the cmdlet are written as in PowerShell: ``-Name value``, ``-Switch``,
