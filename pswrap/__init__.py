@@ -13,6 +13,9 @@ from pswrap.errors import (
     ConsentRequiredError,
     CredentialRejectedError,
     EntraError,
+    ExchangeConnectError,
+    ExchangeError,
+    ExchangeModuleError,
     IdentityProviderUnavailableError,
     InvocationNotStarted,
     InvocationTimeout,
@@ -26,6 +29,7 @@ from pswrap.errors import (
     TokenError,
     TransportError,
 )
+from pswrap.exchange import ExchangeOnline
 from pswrap.objects import (
     DebugRecord,
     ErrorRecord,
@@ -71,6 +75,10 @@ __all__ = [
     "DebugRecord",
     "EntraError",
     "ErrorRecord",
+    "ExchangeConnectError",
+    "ExchangeError",
+    "ExchangeModuleError",
+    "ExchangeOnline",
     "IdentityProviderUnavailableError",
     "InformationRecord",
     "Invocation",

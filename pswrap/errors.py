@@ -241,3 +241,34 @@ class PowerShellError(PswrapError):
         self.record = record
         self.partial = partial
         super().__init__(str(record))
+
+
+class ExchangeError(PswrapError):
+    """Exchange Online could not be reached or used. ``action`` is one line a person can act on;
+    ``record`` is PowerShell's error record when there was one."""
+
+    def __init__(self, message: str, *, action: str | None = None, record: ErrorRecord | None = None) -> None:
+        self.reason = message
+        self.action = action
+        self.record = record
+        super().__init__(f"{message}\n  -> {action}" if action else message)
+
+
+class ExchangeModuleError(ExchangeError):
+    """The ExchangeOnlineManagement module is missing from, or too old on, the PowerShell pswrap runs."""
+
+
+class ExchangeConnectError(ExchangeError):
+    """``Connect-ExchangeOnline`` failed. ``causes`` lists what pswrap found wrong (the role, the
+    organization, the token's expiry) when Exchange's own answer (401/403) says too little."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        action: str | None = None,
+        record: ErrorRecord | None = None,
+        causes: tuple[str, ...] = (),
+    ) -> None:
+        self.causes = causes
+        super().__init__(message, action=action, record=record)

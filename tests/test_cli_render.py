@@ -41,7 +41,7 @@ def test_renders_exchange_connect_with_parameters_redacted(runner: CliRunner) ->
         "param($AccessToken, $Organization)",
         "Import-Module ExchangeOnlineManagement -MinimumVersion 3.1.0 -ErrorAction Stop",
         "Connect-ExchangeOnline -AccessToken $AccessToken -Organization $Organization -ShowBanner:$false"
-        " -ExchangeEnvironmentName 'O365Default' -CommandName @('Get-Mailbox', 'Set-Mailbox')"
+        " -ErrorAction Stop -ExchangeEnvironmentName 'O365Default' -CommandName @('Get-Mailbox', 'Set-Mailbox')"
         " -SkipLoadingFormatData -PageSize 500",
     ]
     assert result.stderr.splitlines() == [
@@ -89,7 +89,14 @@ def test_list_shows_every_template_and_its_file(runner: CliRunner, tmp_path: Pat
     (tmp_path / "report.ps1.j2").write_text("Get-Mailbox\n")
     result = runner.invoke(main, ["render", "--list", "--template-dir", str(tmp_path)])
     names = [line.split("\t")[0] for line in result.stdout.splitlines()]
-    assert names == ["exchange-connect", "exchange-disconnect", "preamble", "report"]
+    assert names == [
+        "exchange-connect",
+        "exchange-connect-steps",
+        "exchange-disconnect",
+        "exchange-invoke",
+        "preamble",
+        "report",
+    ]
     assert str(tmp_path / "report.ps1.j2") in result.stdout
 
 

@@ -55,7 +55,17 @@ REPRESENTATIVE: dict[str, list[dict[str, Any]]] = {
         },
         {"CommandName": ["Get-Mailbox"], "SkipLoadingFormatData": False, "PageSize": None},
     ],
+    "exchange-connect-steps": [{}, {"CommandName": ["Get-Mailbox"], "PageSize": 100}],
     "exchange-disconnect": [{}],
+    "exchange-invoke": [
+        {
+            "AccessToken": Secret(CANARY),
+            "Organization": "contoso.onmicrosoft.com",
+            "PswrapCommand": "Get-Mailbox",
+            "PswrapArguments": [],
+            "PswrapParameters": {"ResultSize": 5},
+        }
+    ],
 }
 
 
@@ -83,7 +93,8 @@ def test_exchange_connect_binds_token_and_organization_as_parameters(builtin: Te
     assert script.text == (
         "param($AccessToken, $Organization)\n"
         "Import-Module ExchangeOnlineManagement -MinimumVersion 3.1.0 -ErrorAction Stop\n"
-        "Connect-ExchangeOnline -AccessToken $AccessToken -Organization $Organization -ShowBanner:$false\n"
+        "Connect-ExchangeOnline -AccessToken $AccessToken -Organization $Organization -ShowBanner:$false"
+        " -ErrorAction Stop\n"
     )
     assert script.parameters == {"AccessToken": token, "Organization": "contoso.onmicrosoft.com"}
     assert script.declared == ("AccessToken", "Organization")
@@ -96,7 +107,7 @@ def test_exchange_connect_with_every_option(builtin: Templates) -> None:
     script = builtin.render("exchange-connect", **REPRESENTATIVE["exchange-connect"][2])
     assert script.text.splitlines()[-1] == (
         "Connect-ExchangeOnline -AccessToken $AccessToken -Organization $Organization -ShowBanner:$false"
-        " -ExchangeEnvironmentName 'O365USGovGCCHigh'"
+        " -ErrorAction Stop -ExchangeEnvironmentName 'O365USGovGCCHigh'"
         " -CommandName @('Get-Mailbox', 'Set-Mailbox', 'Get-EXOMailbox')"
         " -SkipLoadingFormatData -PageSize 1000"
     )
@@ -105,7 +116,7 @@ def test_exchange_connect_with_every_option(builtin: Templates) -> None:
 
 def test_exchange_connect_leaves_out_options_that_are_false_or_none(builtin: Templates) -> None:
     script = builtin.render("exchange-connect", **REPRESENTATIVE["exchange-connect"][3])
-    assert script.text.splitlines()[-1].endswith("-ShowBanner:$false -CommandName @(,'Get-Mailbox')")
+    assert script.text.splitlines()[-1].endswith("-ErrorAction Stop -CommandName @(,'Get-Mailbox')")
     assert script.unbound == ("AccessToken", "Organization")
 
 
@@ -389,7 +400,8 @@ def test_a_failing_expression_says_where(tmp_path: Path) -> None:
 
 def test_an_unknown_template_lists_the_known_ones(builtin: Templates) -> None:
     with pytest.raises(
-        RenderError, match=r"no template named 'nope'.*known: exchange-connect, exchange-disconnect"
+        RenderError,
+        match=r"no template named .nope..*known: exchange-connect, exchange-connect-steps, exchange-disconnect",
     ):
         builtin.render("nope")
 
@@ -427,7 +439,14 @@ def test_a_user_folder_overrides_and_adds_templates(tmp_path: Path) -> None:
     report = templates.render("report", Size="Unlimited").text
     assert report.startswith("$ErrorActionPreference = 'Stop'\n")
     assert report.endswith("Get-Mailbox -ResultSize 'Unlimited'\n")
-    assert templates.names() == ["exchange-connect", "exchange-disconnect", "preamble", "report"]
+    assert templates.names() == [
+        "exchange-connect",
+        "exchange-connect-steps",
+        "exchange-disconnect",
+        "exchange-invoke",
+        "preamble",
+        "report",
+    ]
 
 
 def test_render_template_is_the_one_call_form(tmp_path: Path) -> None:
