@@ -13,6 +13,9 @@ from pswrap.errors import (
     ConsentRequiredError,
     CredentialRejectedError,
     EntraError,
+    ExchangeConnectError,
+    ExchangeError,
+    ExchangeModuleError,
     IdentityProviderUnavailableError,
     InvocationNotStarted,
     InvocationTimeout,
@@ -28,6 +31,7 @@ from pswrap.errors import (
     WinRMAuthenticationError,
     WinRMError,
 )
+from pswrap.exchange import ExchangeOnline
 from pswrap.objects import (
     DebugRecord,
     ErrorRecord,
@@ -74,6 +78,10 @@ __all__ = [
     "DebugRecord",
     "EntraError",
     "ErrorRecord",
+    "ExchangeConnectError",
+    "ExchangeError",
+    "ExchangeModuleError",
+    "ExchangeOnline",
     "IdentityProviderUnavailableError",
     "InformationRecord",
     "Invocation",

@@ -48,7 +48,34 @@ class ConfigError(PswrapError):
 
 
 class RenderError(PswrapError):
-    """A template or value that cannot be rendered safely."""
+    """A template or value that cannot be rendered safely.
+
+    ``template`` names the template (when rendering one), ``line`` the line in that template's file,
+    ``variable`` the undefined variable (when that was the problem); ``reason`` is the bare message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        template: str | None = None,
+        line: int | None = None,
+        variable: str | None = None,
+    ) -> None:
+        self.reason = message
+        self.template = template
+        self.line = line
+        self.variable = variable
+        where = ""
+        if template is not None:
+            where = f"template {template!r}" + (f", line {line}" if line is not None else "")
+        super().__init__(f"{where}: {message}" if where else message)
+
+    def located(self, template: str, line: int | None) -> RenderError:
+        """This error with the template and line filled in (a value's error, found while rendering)."""
+        if self.template is not None:
+            return self
+        return type(self)(self.reason, template=template, line=line, variable=self.variable)
 
 
 class TokenError(PswrapError):
@@ -243,3 +270,34 @@ class PowerShellError(PswrapError):
         self.record = record
         self.partial = partial
         super().__init__(str(record))
+
+
+class ExchangeError(PswrapError):
+    """Exchange Online could not be reached or used. ``action`` is one line a person can act on;
+    ``record`` is PowerShell's error record when there was one."""
+
+    def __init__(self, message: str, *, action: str | None = None, record: ErrorRecord | None = None) -> None:
+        self.reason = message
+        self.action = action
+        self.record = record
+        super().__init__(f"{message}\n  -> {action}" if action else message)
+
+
+class ExchangeModuleError(ExchangeError):
+    """The ExchangeOnlineManagement module is missing from, or too old on, the PowerShell pswrap runs."""
+
+
+class ExchangeConnectError(ExchangeError):
+    """``Connect-ExchangeOnline`` failed. ``causes`` lists what pswrap found wrong (the role, the
+    organization, the token's expiry) when Exchange's own answer (401/403) says too little."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        action: str | None = None,
+        record: ErrorRecord | None = None,
+        causes: tuple[str, ...] = (),
+    ) -> None:
+        self.causes = causes
+        super().__init__(message, action=action, record=record)

@@ -1,120 +1,94 @@
-"""Safe PowerShell from Jinja2 templates: no value can break out of the script it is rendered into.
+"""PowerShell scripts from Jinja2 templates that no value can break out of.
 
-Every ``{{ expression }}`` in a template goes through :func:`ps_literal`, which writes the value as a
-PowerShell literal that PowerShell's own tokenizer reads back as exactly that value; raw text only
-comes from the template itself, from :func:`param_block` and from the ``identifier`` filter, which
-admits nothing but strict names. Secrets are never rendered: a template declares them as parameters
-of the script (``{{ param_block("AccessToken") }}``) and the transport binds them at run time.
-
-PowerShell treats five characters as the single quote (U+0027, U+2018, U+2019, U+201A, U+201B);
-inside a single-quoted string any of them followed by any of them stands for the second. So every
-one of them is doubled: doubling only U+0027 would let ``bob\u2019; Remove-Mailbox x; \u2019`` run.
+Every ``{{ expression }}`` in a template is written as a PowerShell *literal* of its value
+(:func:`ps_literal`): strings single-quoted with all five of PowerShell's single-quote characters
+doubled, numbers, ``$true``/``$null``, arrays, ordered hashtables, dates… Nothing reaches the script
+raw except names that pass the strict ``identifier`` filter and the ``param(…)`` block that
+``param_block`` writes. Secrets never enter the text: a template declares them as parameters of the
+script and the transport binds them at run time (:attr:`Script.parameters`).
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
+import contextvars
 import datetime as _dt
+import functools
 import math
 import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
+from types import MappingProxyType, TracebackType
+from typing import Any, NoReturn
 
 import jinja2
-from jinja2 import nodes
+from jinja2 import BaseLoader, Environment, StrictUndefined, TemplateNotFound, Undefined
 
 from pswrap.errors import RenderError
-from pswrap.objects import PSEnum, PSTimeSpan, Version
+from pswrap.objects import PSDateTime, PSObject, PSTimeSpan, Version
 from pswrap.secret import REDACTED, Secret
 
 __all__ = [
-    "SINGLE_QUOTES",
+    "TEMPLATE_SUFFIX",
+    "Identifier",
     "Script",
     "Templates",
-    "identifier",
-    "param_block",
+    "builtin_template_dir",
     "ps_literal",
     "render_template",
 ]
 
-#: PowerShell's five single-quote characters.
+TEMPLATE_SUFFIX = ".ps1.j2"
+
+#: PowerShell's single quotes: any of them opens or closes a verbatim string, and doubled (any two in
+#: a row) stands for the second one. Doubling every one of them is what makes a literal unbreakable.
 SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
-_DOUBLE_QUOTES = str.maketrans({q: q + q for q in SINGLE_QUOTES})
-_INT64 = (-(2**63), 2**63 - 1)
-_SUFFIX = ".ps1.j2"
+_QUOTE_RE = re.compile(f"([{SINGLE_QUOTES}])")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
-#: Names a template may put in the script raw: commands (``Get-Mailbox``), parameters and variables.
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)?\Z")
-
-
-class _Raw(str):
-    """Text that is already PowerShell source (a checked identifier, a param block)."""
-
-    __slots__ = ()
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_DECIMAL_LIMIT = 2**96
+_TICKS_PER_SECOND = 10_000_000
+_TEMPLATE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
 
-def _string(text: str) -> str:
-    if type(text) is not str:  # a str subclass (jinja2's Markup…) could override the methods used below
-        text = str.__str__(text)
-    if "\x00" in text:
-        # The grammar tooling (and some hosts) stop at NUL in source text: join literals around [char]0.
-        return "(" + " + ".join("[char]0" if part == "" else _string(part) for part in _nul_split(text)) + ")"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise RenderError("a string holds a lone surrogate, which no script text can carry") from None
-    return "'" + text.translate(_DOUBLE_QUOTES) + "'"
-
-
-def _nul_split(text: str) -> list[str]:
-    """``"a\\0\\0b"`` -> ``["a", "", "", "b"]`` minus empty ends: text pieces and one ``""`` per NUL."""
-    out: list[str] = []
-    for index, piece in enumerate(text.split("\x00")):
-        if index:
-            out.append("")
-        if piece:
-            out.append(piece)
-    return out
+# --------------------------------------------------------------------------------------------------
+# Literals
+# --------------------------------------------------------------------------------------------------
 
 
 def ps_literal(value: Any) -> str:
-    """``value`` as a PowerShell literal that reads back as exactly ``value``.
+    """The PowerShell source text of a literal that evaluates to ``value``.
 
-    Strings are single-quoted with all five single-quote characters doubled; ``True``/``False``/
-    ``None`` are ``$true``/``$false``/``$null``; numbers, ``Decimal``, dates (with their 100 ns),
-    durations, GUIDs, versions and bytes use forms PowerShell reads back exactly; lists become
-    ``@(…)`` and mappings ``[ordered]@{…}``. A secret, or any other type, raises :class:`RenderError`.
+    Raises :class:`~pswrap.errors.RenderError` for a secret (declare it as a script parameter
+    instead), for a string with a lone surrogate (no encoding can carry it to PowerShell), for a number
+    .NET cannot hold, for a self-containing list or dict, and for any type without a literal form
+    (``PSObject``, sets, arbitrary objects). The forms are listed in the README.
     """
     return _literal(value, set())
 
 
 def _literal(value: Any, active: set[int]) -> str:
-    if isinstance(value, Secret):
+    if isinstance(value, Secret):  # SecureString included
         raise RenderError(
-            f"refusing to render a secret ({value.name}) into script text: declare it as a parameter of "
-            "the script with param_block() and pass it by name, so it is bound at run time"
+            f"a secret ({value.name}) cannot be rendered into a script: declare it as a parameter "
+            "with param_block(…) and pass it to render() under that name, so it is bound at run time"
         )
-    if isinstance(value, _Raw):
-        return str(value)
+    if isinstance(value, str):
+        return _string(value)
     if value is None:
         return "$null"
     if isinstance(value, bool):
         return "$true" if value else "$false"
-    if isinstance(value, str):
-        return _string(value)
-    if isinstance(value, PSEnum):
-        return str(int(value))
-    if isinstance(value, int):
-        if _INT64[0] <= value <= _INT64[1]:
-            return str(value)
-        return f"[bigint]'{value}'"
+    if isinstance(value, int):  # PSEnum included: its integer value
+        number = int(value)
+        if _INT64_MIN <= number <= _INT64_MAX:
+            return str(number)
+        return f"[bigint]'{number}'"
     if isinstance(value, float):
         if math.isnan(value):
             return "[double]::NaN"
@@ -122,224 +96,505 @@ def _literal(value: Any, active: set[int]) -> str:
             return "[double]::PositiveInfinity" if value > 0 else "[double]::NegativeInfinity"
         return repr(value)
     if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise RenderError(f"a .NET decimal cannot be {value}")
-        return f"[decimal]'{value}'"
+        return _decimal(value)
     if isinstance(value, _dt.datetime):
-        return (
-            f"[datetime]::Parse('{_iso_datetime(value)}', [cultureinfo]::InvariantCulture, "
-            "[System.Globalization.DateTimeStyles]::RoundtripKind)"
-        )
+        return _datetime(value)
     if isinstance(value, _dt.timedelta):
-        return f"[timespan]::new({_ticks(value)})"
+        return _timespan(value)
     if isinstance(value, uuid.UUID):
         return f"[guid]'{value}'"
     if isinstance(value, Version):
         return f"[version]'{value}'"
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"[Convert]::FromBase64String('{base64.b64encode(bytes(value)).decode('ascii')}')"
-    key = id(value)
-    if key in active:
-        raise RenderError("a value contains itself; it has no literal")
-    if isinstance(value, Mapping):
-        active.add(key)
-        try:
-            pairs = "; ".join(f"{_key(k, active)} = {_literal(v, active)}" for k, v in value.items())
-        finally:
-            active.discard(key)
-        return f"[ordered]@{{{pairs}}}"
+    if isinstance(value, PSObject):
+        raise RenderError(
+            "a PSObject cannot be rendered into a script: pick the properties you need "
+            "(they are plain values) or pass the object as a parameter"
+        )
     if isinstance(value, (list, tuple)):
-        active.add(key)
-        try:
-            items = [_literal(v, active) for v in value]
-        finally:
-            active.discard(key)
+        with _visiting(value, active):
+            items = [_literal(item, active) for item in value]
         if not items:
             return "@()"
         if len(items) == 1:
             return f"@(,{items[0]})"
         return f"@({', '.join(items)})"
+    if isinstance(value, Mapping):
+        with _visiting(value, active):
+            return _hashtable(value, active)
     raise RenderError(
-        f"no PowerShell literal for a {type(value).__module__}.{type(value).__qualname__}: pass strings, "
-        "numbers, booleans, dates, GUIDs, bytes, lists or mappings, or bind the value as a parameter"
+        f"a {type(value).__module__}.{type(value).__qualname__} has no PowerShell literal form; "
+        "pass a str, number, bool, None, date, time span, UUID, Version, bytes, list or dict"
     )
 
 
-def _key(key: Any, active: set[int]) -> str:
-    if isinstance(key, (list, tuple, Mapping)):
-        raise RenderError("a hashtable key must be a single value")
-    return _literal(key, active)
-
-
-def _iso_datetime(value: _dt.datetime) -> str:
-    ticks = value.microsecond * 10 + getattr(value, "nanosecond", 0) // 100
-    text = f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
-    text += f".{ticks:07d}"
-    offset = value.utcoffset()
-    if offset is None:
-        return text
-    if offset == _dt.timedelta(0) and value.tzinfo is _dt.timezone.utc:
-        return text + "Z"
-    minutes = int(offset.total_seconds()) // 60
-    if offset.total_seconds() % 60:
-        raise RenderError(".NET offsets are whole minutes; this datetime's offset has seconds")
-    sign = "-" if minutes < 0 else "+"
-    return f"{text}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
-def _ticks(value: _dt.timedelta) -> int:
-    if isinstance(value, PSTimeSpan):
-        return value.ticks
-    return ((value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds) * 10
-
-
-def identifier(name: Any) -> _Raw:
-    """A command, parameter or variable name for raw use in a template; anything else raises."""
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+def _string(value: str) -> str:
+    surrogate = _SURROGATE_RE.search(value)
+    if surrogate:
         raise RenderError(
-            f"{name!r} is not a plain PowerShell name (letters, digits, _ and one Verb-Noun dash); "
-            "pass values as literals ({{ value }}) or as parameters instead"
+            f"the string has a lone surrogate U+{ord(surrogate.group()):04X} at index {surrogate.start()}: "
+            "it is not a character and cannot be sent to PowerShell in any encoding"
         )
-    return _Raw(name)
+    return "'" + _QUOTE_RE.sub(r"\1\1", value) + "'"
 
 
-def param_block(*names: str) -> _Raw:
-    """``param($A, $B)``: the script's run-time parameters. Values passed under these names are bound
-    by the transport when the script runs and are never rendered."""
-    return _Raw("param(" + ", ".join("$" + identifier(n) for n in names) + ")")
+def _decimal(value: Decimal) -> str:
+    if not value.is_finite():
+        raise RenderError(f"System.Decimal has no {value}: use a float for NaN and infinities")
+    # System.Decimal is a 96-bit integer scaled by 10**-0..28. Trailing zeros beyond that may go.
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    coefficient = int("".join(map(str, digits)) or "0")
+    while exponent < 0 and (exponent < -28 or coefficient >= _DECIMAL_LIMIT) and coefficient % 10 == 0:
+        coefficient, exponent = coefficient // 10, exponent + 1
+    if exponent < -28 or coefficient * 10 ** max(exponent, 0) >= _DECIMAL_LIMIT:
+        raise RenderError(
+            f"{value} does not fit System.Decimal exactly (29 significant digits, 28 decimal places, "
+            "magnitude below 7.9e28)"
+        )
+    exact = Decimal((sign, tuple(int(d) for d in str(coefficient)), exponent))
+    return f"[decimal]'{exact:f}'"
 
 
-@dataclasses.dataclass(frozen=True)
+def _datetime(value: _dt.datetime) -> str:
+    sub_microsecond = value.nanosecond // 100 if isinstance(value, PSDateTime) else 0
+    offset = value.utcoffset()
+    if offset is not None and offset % _dt.timedelta(minutes=1):
+        value = value.astimezone(_dt.timezone.utc)  # .NET offsets are whole minutes: keep the instant
+        offset = _dt.timedelta(0)
+    ticks = value.microsecond * 10 + sub_microsecond
+    text = f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{ticks:07d}"
+    if offset is not None:
+        if not offset:
+            text += "Z"
+        else:
+            minutes = int(offset.total_seconds()) // 60
+            sign = "-" if minutes < 0 else "+"
+            text += f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    return (
+        f"[datetime]::Parse('{text}', [cultureinfo]::InvariantCulture, "
+        "[System.Globalization.DateTimeStyles]::RoundtripKind)"
+    )
+
+
+def _timespan(value: _dt.timedelta) -> str:
+    if isinstance(value, PSTimeSpan):
+        ticks = value.ticks
+    else:
+        ticks = (value.days * 86_400 + value.seconds) * _TICKS_PER_SECOND + value.microseconds * 10
+    if not _INT64_MIN <= ticks <= _INT64_MAX:
+        raise RenderError(f"{value} is beyond System.TimeSpan's range (about ±29,227 years)")
+    return f"[timespan]::new({ticks})"
+
+
+def _hashtable(value: Mapping[Any, Any], active: set[int]) -> str:
+    entries = []
+    seen: dict[str, Any] = {}
+    for key, item in value.items():
+        if key is None or isinstance(key, (tuple, list, Mapping)):
+            raise RenderError(f"a hashtable key cannot be {type(key).__name__}: use a string or a number")
+        # PowerShell compares literal keys ignoring case and refuses duplicates when it parses the script.
+        folded = _fold_case(str(key)) if isinstance(key, (str, int, float)) else repr(key)
+        if folded in seen:
+            raise RenderError(
+                f"keys {seen[folded]!r} and {key!r} are the same key to PowerShell (hashtable keys "
+                "ignore case): the script would not parse"
+            )
+        seen[folded] = key
+        entries.append(f"{_literal(key, active)} = {_literal(item, active)}")
+    return f"[ordered]@{{{'; '.join(entries)}}}"
+
+
+def _fold_case(text: str) -> str:
+    """Upper-case one character at a time, as .NET's OrdinalIgnoreCase does (no 'ß' -> 'SS')."""
+    return "".join(up if len(up := char.upper()) == 1 else char for char in text)
+
+
+class _visiting:
+    """Refuse a list or dict that contains itself (its literal would never end)."""
+
+    def __init__(self, value: object, active: set[int]) -> None:
+        self.key = id(value)
+        self.active = active
+
+    def __enter__(self) -> None:
+        if self.key in self.active:
+            raise RenderError("a list or dict contains itself: it has no literal form")
+        self.active.add(self.key)
+
+    def __exit__(self, *exc: object) -> None:
+        self.active.discard(self.key)
+
+
+# --------------------------------------------------------------------------------------------------
+# Text a template may emit unquoted
+# --------------------------------------------------------------------------------------------------
+
+
+class _Code(str):
+    """Source text pswrap itself produced and vouches for; ``finalize`` lets it through unquoted."""
+
+    __slots__ = ()
+
+    def __html__(self) -> str:
+        """Left alone by HTML escaping, should a template turn on ``{% autoescape %}``."""
+        return self
+
+
+_NAME_PATTERNS = {
+    # Variable and parameter names: letters, digits, underscore; no leading digit.
+    "name": re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}"),
+    # Command names: hyphen-joined words (Get-Mailbox, Get-EXOMailbox), each like a name.
+    "command": re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(?:-[A-Za-z0-9_]{1,64}){0,3}"),
+}
+
+
+class Identifier(_Code):
+    """A command, parameter or variable name that matched a strict pattern; rendered as it is."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: object, kind: str = "name") -> Identifier:
+        pattern = _NAME_PATTERNS.get(kind)
+        if pattern is None:
+            raise RenderError(f"unknown identifier kind {kind!r}: use one of {', '.join(_NAME_PATTERNS)}")
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            shown = repr(value) if isinstance(value, (str, int, float)) else f"a {type(value).__name__}"
+            raise RenderError(f"{shown} is not a safe PowerShell {kind}: it must match {pattern.pattern}")
+        return super().__new__(cls, value)
+
+
+# --------------------------------------------------------------------------------------------------
+# Scripts and templates
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
 class Script:
-    """Rendered PowerShell: ``text`` to run, and ``parameters`` to bind to it at run time."""
+    """A rendered script: its PowerShell source, and the values a transport binds as its parameters.
+
+    ``parameters`` are never part of ``text``; they may be secrets, so ``repr`` shows only their names.
+    ``declared`` lists the names of the script's ``param(…)`` block in order (some may be unbound).
+    """
 
     text: str
-    parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    parameters: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     name: str | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "parameters", MappingProxyType(dict(self.parameters)))
+    declared: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
-        bound = ", ".join(self.parameters) or "none"
-        return (
-            f"Script(name={self.name!r}, {len(self.text)} characters, parameters bound at run time: {bound})"
-        )
+        bound = ", ".join(f"{key}={REDACTED}" for key in self.parameters)
+        return f"Script(name={self.name!r}, {len(self.text)} characters, parameters: {bound or 'none'})"
 
-    def redacted(self) -> str:
-        """The text with a comment naming the bound parameters, their values shown as ``<redacted>``."""
-        if not self.parameters:
-            return self.text
-        bound = ", ".join(f"${name} = {REDACTED}" for name in self.parameters)
-        return f"# parameters bound at run time: {bound}\n{self.text}"
+    @property
+    def unbound(self) -> tuple[str, ...]:
+        """Declared parameters that were given no value (PowerShell will see ``$null``)."""
+        return tuple(name for name in self.declared if name not in self.parameters)
 
 
-class _BoundParameter:
-    """Stands in the template context for a value that is bound, not rendered."""
+def builtin_template_dir(package_dir: Path | None = None) -> Path:
+    """The built-in templates: ``pswrap/templates`` in a wheel, ``templates/`` beside it in a checkout."""
+    package = package_dir or Path(__file__).resolve().parent
+    for candidate in (package / "templates", package.parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise RenderError(
+        f"the built-in templates are missing: neither {package / 'templates'} nor "
+        f"{package.parent / 'templates'} exists (a broken installation?)"
+    )
 
-    __slots__ = ("name",)
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+class _ScriptLoader(BaseLoader):
+    """Template ``name`` is the file ``name.ps1.j2`` in the first folder that has it."""
+
+    def __init__(self, dirs: Sequence[Path]) -> None:
+        self.dirs = list(dirs)
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        name = template.removesuffix(TEMPLATE_SUFFIX)
+        if not _TEMPLATE_NAME_RE.match(name):
+            raise TemplateNotFound(template)
+        for folder in self.dirs:
+            path = folder / f"{name}{TEMPLATE_SUFFIX}"
+            if path.is_file():
+                mtime = path.stat().st_mtime
+                source = path.read_text(encoding="utf-8")
+                return source, str(path), lambda p=path, m=mtime: p.is_file() and p.stat().st_mtime == m
+
+        raise TemplateNotFound(template)
+
+    def list_templates(self) -> list[str]:
+        names = {
+            path.name.removesuffix(TEMPLATE_SUFFIX)
+            for folder in self.dirs
+            if folder.is_dir()
+            for path in folder.glob(f"*{TEMPLATE_SUFFIX}")
+        }
+        return sorted(name for name in names if _TEMPLATE_NAME_RE.match(name))
+
+
+class _Withheld:
+    """Stands in a template for a value that must not be rendered: a declared parameter or a secret.
+
+    Truth tests work (``{% if AccessToken %}``); turning it into text in any way is a RenderError.
+    """
+
+    __slots__ = ("_reason", "_truth")
+
+    def __init__(self, truth: bool, reason: str) -> None:
+        self._truth = truth
+        self._reason = reason
+
+    def fail(self) -> NoReturn:
+        raise RenderError(self._reason)
+
+    def __bool__(self) -> bool:
+        return self._truth
 
     def __str__(self) -> str:
-        raise RenderError(
-            f"{self.name} is a run-time parameter of this script: write ${self.name} in the template, "
-            f"not {{{{ {self.name} }}}}"
-        )
+        self.fail()
 
-    __repr__ = __str__
+    def __repr__(self) -> str:
+        return REDACTED
+
+    def __format__(self, spec: str) -> str:
+        self.fail()
+
+    def __iter__(self) -> NoReturn:
+        self.fail()
+
+    def __len__(self) -> int:
+        self.fail()
+
+    def __getitem__(self, key: object) -> NoReturn:
+        self.fail()
+
+    def __getattr__(self, name: str) -> NoReturn:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self.fail()
 
 
-def _finalize(value: Any) -> str:
-    if isinstance(value, (_BoundParameter, jinja2.Undefined)):
-        str(value)  # both raise, naming the value
-    return ps_literal(value)
+class _RenderState:
+    """What one render records: the parameters the template declared."""
+
+    def __init__(self) -> None:
+        self.declared: list[str] = []
 
 
-def builtin_template_dir() -> Path:
-    """Where the built-in templates are: inside the installed package, or beside it in a checkout."""
-    packaged = resources.files("pswrap").joinpath("templates")
-    if packaged.is_dir():
-        return Path(str(packaged))
-    checkout = Path(__file__).resolve().parent.parent / "templates"
-    if checkout.is_dir():
-        return checkout
-    raise RenderError("pswrap's built-in templates are missing (a broken installation?)")
+_STATE: contextvars.ContextVar[_RenderState | None] = contextvars.ContextVar("pswrap_render", default=None)
 
 
 class Templates:
-    """The scripts pswrap can render: user folders first (to override or add by name), then built-ins."""
+    """The script templates: user folders first (to override or add by name), then the built-in ones.
+
+    ``Templates(["./my-templates"]).render("exchange-connect", AccessToken=token, Organization=org)``
+    """
 
     def __init__(self, dirs: Iterable[str | os.PathLike[str]] = ()) -> None:
-        self.dirs = [Path(d) for d in dirs]
-        for folder in self.dirs:
-            if not folder.is_dir():
-                raise RenderError(f"template folder {folder} does not exist")
-        search = [str(d) for d in self.dirs] + [str(builtin_template_dir())]
-        self.environment = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(search),
-            undefined=jinja2.StrictUndefined,
+        self.dirs: tuple[Path, ...] = (*(Path(d) for d in dirs), builtin_template_dir())
+        self._loader = _ScriptLoader(self.dirs)
+        self.environment = Environment(
+            loader=self._loader,
+            undefined=StrictUndefined,
             autoescape=False,
             finalize=_finalize,
-            keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
+            keep_trailing_newline=True,
         )
-        # Whatever a filter returns still passes through finalize (ps_literal): only ``identifier`` and
-        # ``param_block`` produce raw source, and only after checking every name.
-        self.environment.filters["identifier"] = identifier
-        self.environment.globals["param_block"] = param_block
+        self.environment.filters["identifier"] = Identifier
+        self.environment.filters["flag"] = _flag
+        self.environment.tests["given"] = _given
+        self.environment.globals["param_block"] = self._param_block
 
     def names(self) -> list[str]:
-        """Every template name available (user ones shadowing built-ins of the same name)."""
-        return sorted({n[: -len(_SUFFIX)] for n in self.environment.list_templates() if n.endswith(_SUFFIX)})
+        """Every template name, user and built-in, sorted."""
+        return self._loader.list_templates()
+
+    def source_path(self, name: str) -> Path:
+        """The file that ``render(name)`` would use."""
+        try:
+            _, filename, _ = self._loader.get_source(self.environment, name)
+        except TemplateNotFound:
+            raise self._not_found(name) from None
+        return Path(filename)
 
     def render(self, name: str, /, **values: Any) -> Script:
-        """Render template ``name`` (``"exchange-connect"``) with ``values``.
+        """Render template ``name`` with ``values``.
 
-        Values named in the template's ``param_block`` go to :attr:`Script.parameters`; the others
-        are rendered as literals wherever the template uses them.
+        Values named like a parameter the template declares (``param_block``) go to
+        :attr:`Script.parameters` and never into the text; the others are available to ``{{ }}``.
         """
-        filename = name if name.endswith(_SUFFIX) else name + _SUFFIX
+        # First pass: learn which parameters the template declares (it may depend on the values).
+        first = _RenderState()
         try:
-            source, _, _ = self.environment.loader.get_source(self.environment, filename)  # type: ignore[union-attr]
-            template = self.environment.get_template(filename)
-        except jinja2.TemplateNotFound:
+            text = self._run(name, {key: _withhold_secret(key, v) for key, v in values.items()}, first)
+        except RenderError:
+            if not set(first.declared).intersection(values):
+                raise
+        else:
+            if not set(first.declared).intersection(values):
+                return Script(text=text, name=name, declared=tuple(first.declared))
+        # Second pass: the declared ones are withheld, so rendering one of them fails loudly.
+        context = {
+            key: (_withhold_parameter(name, key, v) if key in first.declared else _withhold_secret(key, v))
+            for key, v in values.items()
+        }
+        second = _RenderState()
+        text = self._run(name, context, second)
+        parameters = {key: values[key] for key in second.declared if key in values}
+        return Script(
+            text=text, parameters=MappingProxyType(parameters), name=name, declared=tuple(second.declared)
+        )
+
+    def _run(self, name: str, context: dict[str, Any], state: _RenderState) -> str:
+        token = _STATE.set(state)
+        try:
+            template = self.environment.get_template(name)
+            text = template.render(context)
+        except TemplateNotFound as exc:
+            if exc.name in (name, f"{name}{TEMPLATE_SUFFIX}"):
+                raise self._not_found(name) from None
+            where, line = _location(exc.__traceback__, name)
             raise RenderError(
-                f"no template named {name!r} (available: {', '.join(self.names()) or 'none'})"
+                f"template {exc.name!r} (included by {where!r}) was not found in {self._folders()}",
+                template=where,
+                line=line,
             ) from None
         except jinja2.TemplateSyntaxError as exc:
-            raise RenderError(f"template {name!r} line {exc.lineno}: {exc.message}") from None
-        declared = _declared_parameters(self.environment, source)
-        context = {k: (_BoundParameter(k) if k in declared else v) for k, v in values.items()}
-        try:
-            text = template.render(**context)
-        except jinja2.UndefinedError as exc:
-            raise RenderError(f"template {name!r}: {exc.message}; pass it as a value") from None
+            raise RenderError(
+                f"syntax error: {exc.message}",
+                template=_template_name(exc.filename) or exc.name or name,
+                line=exc.lineno,
+            ) from None
         except RenderError as exc:
-            raise RenderError(f"template {name!r}: {exc}") from None
-        missing = [p for p in declared if p not in values]
-        parameters = {p: values[p] for p in declared if p in values}
-        if missing:
-            raise RenderError(f"template {name!r} needs run-time parameter(s) {', '.join(missing)}")
-        return Script(text, parameters, name)
+            raise exc.located(*_location(exc.__traceback__, name)) from None
+        except jinja2.UndefinedError as exc:
+            where, line = _location(exc.__traceback__, name)
+            raise RenderError(
+                f"{exc.message}: pass it to render() (pswrap render: --var NAME=VALUE), or test it "
+                "with `is defined` in the template",
+                template=where,
+                line=line,
+                variable=_undefined_name(exc.message),
+            ) from None
+        except jinja2.TemplateError as exc:
+            where, line = _location(exc.__traceback__, name)
+            raise RenderError(str(exc), template=where, line=line) from None
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+            where, line = _location(exc.__traceback__, name)
+            raise RenderError(f"{type(exc).__name__}: {exc}", template=where, line=line) from exc
+        finally:
+            _STATE.reset(token)
+        if state.declared and not _PARAM_FIRST_RE.match(text):
+            raise RenderError(
+                "param_block(…) must come first in the script (only comments may precede it): "
+                "PowerShell accepts param(…) only as the first statement",
+                template=name,
+            )
+        return text
+
+    def _param_block(self, *names: str) -> _Code:
+        state = _STATE.get()
+        if state is None:  # pragma: no cover - only reachable by rendering outside render()
+            raise RenderError("param_block() is only available while rendering through Templates.render()")
+        if state.declared:
+            raise RenderError("param_block() may be called once per script")
+        if not names:
+            raise RenderError("param_block() needs at least one parameter name")
+        checked = [Identifier(n) for n in names]
+        if len({n.upper() for n in checked}) != len(checked):
+            raise RenderError(f"param_block() names a parameter twice: {', '.join(checked)}")
+        state.declared.extend(checked)
+        return _Code(f"param({', '.join('$' + n for n in checked)})")
+
+    def _folders(self) -> str:
+        return ", ".join(str(d) for d in self.dirs)
+
+    def _not_found(self, name: str) -> RenderError:
+        known = ", ".join(self.names()) or "none"
+        return RenderError(
+            f"no template named {name!r} (a file {name}{TEMPLATE_SUFFIX}) in {self._folders()}; known: {known}"
+        )
 
 
-def _declared_parameters(environment: jinja2.Environment, source: str) -> list[str]:
-    """The names given to ``param_block(...)`` in a template (constant strings only)."""
-    declared: list[str] = []
-    for call in environment.parse(source).find_all(nodes.Call):
-        if isinstance(call.node, nodes.Name) and call.node.name == "param_block":
-            for arg in call.args:
-                if not isinstance(arg, nodes.Const) or not isinstance(arg.value, str):
-                    raise RenderError("param_block() takes parameter names as plain strings")
-                declared.append(arg.value)
-    return declared
+_PARAM_FIRST_RE = re.compile(r"\A(?:\s|#[^\n]*(?:\n|\Z)|<#.*?#>)*param\(", re.DOTALL)
+
+
+def _finalize(value: Any) -> _Code:
+    """What every ``{{ expression }}`` goes through: vouched-for code as is, anything else a literal."""
+    if isinstance(value, _Code):
+        return value
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    if isinstance(value, _Withheld):
+        value.fail()
+    return _Code(ps_literal(value))
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise RenderError(
+        f"expected true or false, got {type(value).__name__} {value!r} (pswrap render: --var NAME:json=true)"
+    )
+
+
+def _given(value: Any) -> bool:
+    """``{% if PageSize is given %}``: defined and not None."""
+    return not isinstance(value, Undefined) and value is not None
+
+
+def _withhold_secret(key: str, value: Any) -> Any:
+    if isinstance(value, Secret):
+        return _Withheld(
+            bool(value),
+            f"{key} is a secret and cannot be rendered into a script: declare it with "
+            f'param_block("{key}", …) so it is bound as a parameter at run time',
+        )
+    return value
+
+
+def _withhold_parameter(template: str, key: str, value: Any) -> _Withheld:
+    return _Withheld(
+        bool(value),
+        f"{key} is a parameter of {template!r}: its value is bound at run time; refer to it as "
+        f"${key} in the script, not {{{{ {key} }}}}",
+    )
+
+
+def _template_name(filename: str | None) -> str | None:
+    if not filename:
+        return None
+    base = Path(filename).name
+    return base.removesuffix(TEMPLATE_SUFFIX) if base.endswith(TEMPLATE_SUFFIX) else None
+
+
+def _location(tb: TracebackType | None, default: str) -> tuple[str, int | None]:
+    """The innermost template file and line in a traceback Jinja rewrote to point at templates."""
+    where, line = default, None
+    while tb is not None:
+        name = _template_name(tb.tb_frame.f_code.co_filename)
+        if name is not None:
+            where, line = name, tb.tb_lineno
+        tb = tb.tb_next
+    return where, line
+
+
+def _undefined_name(message: str | None) -> str | None:
+    match = re.match(r"'([^']+)' is undefined", message or "")
+    return match.group(1) if match else None
+
+
+@functools.lru_cache(maxsize=8)
+def _templates(dirs: tuple[str, ...]) -> Templates:
+    return Templates(dirs)
 
 
 def render_template(
-    name: str, *, template_dirs: Iterable[str | os.PathLike[str]] = (), **values: Any
+    name: str, /, *, template_dirs: Iterable[str | os.PathLike[str]] = (), **values: Any
 ) -> Script:
-    """Render a template by name (user folders in ``template_dirs`` are searched first)."""
-    return Templates(template_dirs).render(name, **values)
+    """Render template ``name`` (user ``template_dirs`` first, then the built-in ones) with ``values``."""
+    return _templates(tuple(str(d) for d in template_dirs)).render(name, **values)

@@ -31,13 +31,14 @@ def main() -> None:
 
 def _register() -> None:
     """Add the sub-commands (each lives in its own module)."""
+    from pswrap.cli.doctor import doctor
     from pswrap.cli.parse import parse
     from pswrap.cli.render import render
+    from pswrap.cli.run import run
     from pswrap.cli.token import token
 
-    main.add_command(parse)
-    main.add_command(render)
-    main.add_command(token)
+    for command in (run, doctor, token, parse, render):
+        main.add_command(command)
 
 
 _register()

@@ -1,61 +1,82 @@
-"""``pswrap render``: print a template's script, run-time parameters redacted."""
+"""``pswrap render``: print the script a template renders, parameter values shown only as ``<redacted>``."""
 
 from __future__ import annotations
 
 import json
-import sys
+import re
+from pathlib import Path
 from typing import Any
 
 import click
 
 from pswrap.errors import RenderError
-from pswrap.render import Templates
+from pswrap.secret import REDACTED
+
+_VAR_RE = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<json>:json)?=(?P<value>.*)\Z", re.DOTALL)
 
 
-def _parse_vars(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``name=value`` gives a string; ``name:json=value`` reads the value as JSON (lists, numbers…)."""
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise click.BadParameter(f"{pair!r} is not name=value (or name:json=value)", param_hint="--var")
-        name, raw = pair.split("=", 1)
-        if name.endswith(":json"):
-            name = name[: -len(":json")]
-            try:
-                values[name] = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise click.BadParameter(f"{name}: not JSON ({exc.msg})", param_hint="--var") from None
-        else:
-            values[name] = raw
-        if not name:
-            raise click.BadParameter(f"{pair!r} has no name", param_hint="--var")
-    return values
-
-
-@click.command()
+@click.command("render")
 @click.argument("template", required=False)
 @click.option(
-    "--var", "variables", multiple=True, metavar="NAME=VALUE", help="A value; NAME:json=VALUE for JSON."
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A value for the template, as a string; NAME:json=JSON for lists, numbers, booleans, null. "
+    "Repeat for more.",
 )
 @click.option(
-    "--template-dir", "dirs", multiple=True, type=click.Path(file_okay=False), help="Searched first."
+    "--template-dir",
+    "template_dirs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A folder of NAME.ps1.j2 files, searched before the built-in templates. Repeatable.",
 )
 @click.option("--list", "list_names", is_flag=True, help="List the template names and exit.")
-def render(template: str | None, variables: tuple[str, ...], dirs: tuple[str, ...], list_names: bool) -> None:
-    """Print the script TEMPLATE renders to, for review.
+def render(
+    template: str | None, variables: tuple[str, ...], template_dirs: tuple[Path, ...], list_names: bool
+) -> None:
+    """Render TEMPLATE (e.g. exchange-connect) and print the PowerShell script.
 
-    Values go in with --var; every value lands in the script as a PowerShell literal. Values the
-    template declares as run-time parameters (the access token…) are bound when the script runs and
-    show here only as <redacted>.
+    Every value is written as a PowerShell literal that no quote, $ or newline in it can break. Values
+    for the template's declared parameters (param_block, e.g. AccessToken) are bound when the script
+    runs and are never part of it: they are listed on standard error as <redacted>.
+
+    \b
+    pswrap render exchange-connect --var Organization=contoso.onmicrosoft.com \\
+        --var 'CommandName:json=["Get-Mailbox","Set-Mailbox"]' --var PageSize:json=500
     """
+    from pswrap.render import Templates
+
     try:
-        templates = Templates(dirs)
-        if list_names or template is None:
+        templates = Templates(template_dirs)
+        if list_names:
             for name in templates.names():
-                click.echo(name)
+                click.echo(f"{name}\t{templates.source_path(name)}")
             return
-        script = templates.render(template, **_parse_vars(variables))
+        if template is None:
+            raise click.UsageError("name a TEMPLATE to render (pswrap render --list shows them)")
+        values = dict(_parse_var(item) for item in variables)
+        script = templates.render(template, **values)
     except RenderError as exc:
-        click.echo(f"pswrap render: {exc}", err=True)
-        sys.exit(2)
-    click.echo(script.redacted(), nl=not script.text.endswith("\n"))
+        raise click.ClickException(str(exc)) from None
+    click.echo(script.text, nl=not script.text.endswith("\n"))
+    for name in script.declared:
+        shown = REDACTED if name in script.parameters else "(not given)"
+        click.echo(f"parameter ${name} = {shown}", err=True)
+
+
+def _parse_var(item: str) -> tuple[str, Any]:
+    match = _VAR_RE.match(item)
+    if match is None:
+        raise click.BadParameter(
+            f"{item.split('=', 1)[0]!r} is not NAME=VALUE or NAME:json=JSON (NAME: letters, digits, _)",
+            param_hint="--var",
+        )
+    name, text = match.group("name"), match.group("value")
+    if not match.group("json"):
+        return name, text
+    try:
+        return name, json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"{name}: not JSON ({exc})", param_hint="--var") from None
