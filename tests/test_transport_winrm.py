@@ -283,6 +283,16 @@ def test_a_dropped_connection_keeps_what_arrived_and_the_next_call_works(
     assert session.transport.shells_opened == 1  # type: ignore[attr-defined]
 
 
+def test_connections_the_host_closed_between_calls_are_replaced(
+    session: Session, wsman_standin: WSManHost
+) -> None:
+    session.script("$kept = 'still here'")
+    assert wsman_standin.close_connections() >= 1
+    assert session.script("$kept").output == ["still here"]  # the same shell, over a new connection
+    assert session.transport.shells_opened == 1  # type: ignore[attr-defined]
+    assert wsman_standin.counts["handshakes"] >= 2
+
+
 @pytest.mark.parametrize("idle_check", [0.0, None], ids=["probed", "found-by-the-call"])
 def test_a_shell_that_died_while_idle_is_replaced_transparently(
     wsman_standin: WSManHost, idle_check: float | None

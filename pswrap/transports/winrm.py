@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
     from pswrap.config import Settings
 
-__all__ = ["AUTH_METHODS", "ENCRYPTION_MODES", "WINRM_VARIABLES", "WinRMTransport"]
+__all__ = ["AUTH_METHODS", "ENCRYPTION_MODES", "WINRM_VARIABLES", "WinRMTransport", "exchange_transport"]
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +110,14 @@ _STREAM_CONTENT = re.compile(
 
 class _MessageFilter(logging.Filter):
     """Hide the PSRP data in the WSMan messages pypsrp logs at DEBUG: it carries parameter values
-    (access tokens) base64-encoded, which the value-based secret scrubbing cannot recognise."""
+    (access tokens) base64-encoded, which the value-based secret scrubbing cannot recognise. Also
+    lower pypsrp's error about an HTTP error without a WSMan fault, which pswrap handles."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.msg
+        if isinstance(message, str) and message.startswith("Failed to parse WSManFault message"):
+            # pswrap handles that answer (retries on a fresh connection, or reports it): not an error here.
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         if isinstance(message, str) and message.startswith(("Sending message", "Received message")):
             head, sep, body = message.partition(": ")
             hidden = _STREAM_CONTENT.sub(
@@ -439,6 +443,18 @@ class WinRMTransport(Transport):
             raise ConfigError(f"the winrm transport cannot be set up as configured: {exc}") from None
 
 
+def exchange_transport(settings: Settings, provider: Any = None, **options: Any) -> WinRMTransport:
+    """The WinRM transport of :class:`pswrap.ExchangeOnline`: :meth:`WinRMTransport.from_settings` with
+    ``options`` (such as ``host``) winning, and one runspace, where the module's connection lives."""
+    pool_size = options.pop("pool_size", None)
+    if pool_size not in (None, 1):
+        raise ConfigError(
+            "an Exchange Online session over WinRM has one runspace (the module's connection lives in it): "
+            f"pool_size {pool_size!r} does not apply; open several sessions to run cmdlets in parallel"
+        )
+    return WinRMTransport.from_settings(settings, pool_size=1, **options)
+
+
 # --- connections ---------------------------------------------------------------------------------
 
 
@@ -465,12 +481,13 @@ class _Connections:
         return size
 
     @contextlib.contextmanager
-    def use(self) -> Iterator[WSMan]:
+    def use(self) -> Iterator[tuple[WSMan, bool]]:
+        """A connection for one request, and whether it is new (not yet authenticated)."""
         from pypsrp.exceptions import WSManFaultError
 
-        connection = self._take()
+        connection, fresh = self._take()
         try:
-            yield connection
+            yield connection, fresh
         except WSManFaultError:
             self._give_back(connection)  # the host answered: the connection is fine
             raise
@@ -479,7 +496,7 @@ class _Connections:
             raise
         self._give_back(connection)
 
-    def _take(self) -> WSMan:
+    def _take(self) -> tuple[WSMan, bool]:
         stale: list[WSMan] = []
         with self._lock:
             if self._closed:
@@ -495,13 +512,14 @@ class _Connections:
                 break
         for old in stale:
             _quietly_close(old)
+        fresh = connection is None
         if connection is None:
             connection = self._transport._new_wsman()
             with self._lock:
                 self.opened += 1
         with self._lock:
             self._busy.add(id(connection))
-        return connection
+        return connection, fresh
 
     def _give_back(self, connection: WSMan) -> None:
         with self._lock:
@@ -605,15 +623,27 @@ class _Shell:
             selector_set = SelectorSet()
             for name, value in self.selectors:
                 selector_set.add_option(name, value)
-        with self.connections.use() as connection:
-            envelope = connection.invoke(
-                action,
-                resource or self.transport.resource_uri,
-                body,
-                option_set,
-                selector_set,
-                timeout,  # type: ignore[arg-type]
-            )
+        for attempt in (1, 2):
+            fresh = True
+            try:
+                with self.connections.use() as (connection, fresh):
+                    envelope = connection.invoke(
+                        action,
+                        resource or self.transport.resource_uri,
+                        body,
+                        option_set,
+                        selector_set,
+                        timeout,  # type: ignore[arg-type]
+                    )
+                break
+            except Exception as exc:
+                # The host closed a kept-alive connection (idle, restarted service): the request went out
+                # on a new one, unauthenticated, and was refused unread. It is safe to send it again.
+                if attempt == 2 or fresh or not _refused_unread(exc):
+                    raise
+                log.debug(
+                    "the WinRM host refused a request on a reused connection (%s); retrying", _short(exc)
+                )
         self._touch()
         found = envelope.find("s:Body", namespaces=NAMESPACES)
         if found is None:
@@ -1008,6 +1038,13 @@ def _is_fault(exc: BaseException) -> bool:
     from pypsrp.exceptions import WSManFaultError
 
     return isinstance(exc, WSManFaultError)
+
+
+def _refused_unread(exc: BaseException) -> bool:
+    """A 401, or a 400 for a body the host could not decrypt: the request was not processed."""
+    from pypsrp.exceptions import AuthenticationError, WinRMTransportError
+
+    return isinstance(exc, AuthenticationError) or (isinstance(exc, WinRMTransportError) and exc.code == 400)
 
 
 def _never_sent(exc: BaseException) -> bool:

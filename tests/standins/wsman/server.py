@@ -203,6 +203,14 @@ class WSManStandin:
             self._released.set()
             self._released = threading.Event()
 
+    def close_connections(self) -> int:
+        """Close every client connection, as WinRM does with idle ones (their authentication goes too)."""
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+        return len(sockets)
+
     def kill_shells(self) -> int:
         """Forget every shell at once, as when WinRM restarts or drops idle shells. Returns how many."""
         return self.shells.drop_all()
