@@ -449,3 +449,27 @@ def test_a_connection_refused_is_a_clear_error() -> None:
 
 def test_unknown_shell_faults_name_the_code() -> None:
     assert wsman.SHELL_NOT_FOUND == 2150858843 and wsman.OPERATION_TIMED_OUT == 2150858793
+
+
+# --- HTTPS -----------------------------------------------------------------------------------
+
+
+def test_https_checks_the_certificate_against_the_ca_bundle(wsman_https: WSManHost) -> None:
+    transport = transport_for(wsman_https, ca_bundle=wsman_https.standin.ca_path)
+    assert transport.url.startswith("https://") and not transport.encrypted  # TLS protects the messages
+    with Session(transport) as session:
+        assert session.script("param($T) $T.Length", T=Secret(CANARY)).output == [len(CANARY)]
+    assert wsman_https.counts["Create"] == 1 and not any(r.encrypted for r in wsman_https.requests)
+
+
+def test_https_refuses_a_certificate_it_cannot_check(wsman_https: WSManHost) -> None:
+    with pytest.raises(
+        WinRMError, match=r"the TLS connection to https://127\.0\.0\.1:\d+/wsman failed .*ca_bundle"
+    ):
+        Session(transport_for(wsman_https)).open()
+    assert wsman_https.counts["Create"] == 0
+
+
+def test_https_without_checking_when_told_so(wsman_https: WSManHost) -> None:
+    with Session(transport_for(wsman_https, verify=False)) as session:
+        assert session.invoke("Write-Output", "unchecked").output == ["unchecked"]

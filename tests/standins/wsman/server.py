@@ -22,6 +22,7 @@ import collections
 import contextlib
 import os
 import socket
+import ssl
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -111,6 +112,8 @@ class WSManStandin:
         max_operation_timeout: float = 60.0,
         max_requests: int = 200_000,
         stall_limit: float = 30.0,
+        idle_connection_timeout: float = 120.0,
+        tls: ssl.SSLContext | None = None,
         powershell: StandinConfig | None = None,
     ) -> None:
         self.users_file = users_file
@@ -121,6 +124,10 @@ class WSManStandin:
         self.max_operation_timeout = max_operation_timeout
         self.max_requests = max_requests
         self.stall_limit = stall_limit
+        #: HTTP.sys closes a kept-alive connection idle this long (and its authentication with it).
+        self.idle_connection_timeout = idle_connection_timeout
+        #: HTTPS (a WinRM HTTPS listener) when given: TLS protects the messages, so they are not sealed.
+        self.tls = tls
         #: The PowerShell stand-in's configuration (switches, extensions) for shells created from now on.
         self.powershell = powershell or StandinConfig()
         self._lock = threading.Lock()
@@ -146,8 +153,11 @@ class WSManStandin:
     def start(self) -> WSManStandin:
         self._previous_user_file = os.environ.get(USER_FILE_VARIABLE)
         os.environ[USER_FILE_VARIABLE] = str(self.users_file)
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        handler = type("_Handler", (_Handler,), {"timeout": self.idle_connection_timeout})
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         httpd.daemon_threads = True
+        if self.tls is not None:
+            httpd.socket = self.tls.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         httpd.standin = self  # type: ignore[attr-defined]
         self._httpd = httpd
         self.shells.endpoint = f"{self.url}"
@@ -177,7 +187,7 @@ class WSManStandin:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/wsman"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/wsman"
 
     def reset(self) -> None:
         """Back to a healthy host with no shells, switches, records or counts (between tests)."""
@@ -341,6 +351,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.standin.count("connections")
         self.standin._track(self.connection, True)
 
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except ssl.SSLError:  # a client that does not trust the certificate hangs up in the handshake
+            self.standin.count("tls_failures")
+        except (ConnectionError, TimeoutError):  # the client went away, or stayed idle too long
+            self.close_connection = True
+
     def finish(self) -> None:
         self.standin._track(self.connection, False)
         with contextlib.suppress(OSError):
@@ -423,7 +441,7 @@ class _Handler(BaseHTTPRequestHandler):
                 standin.count("bad_encryption")
                 self._reply(400, headers=headers)
                 return
-        elif body and not standin.allow_unencrypted:
+        elif body and not standin.allow_unencrypted and standin.tls is None:
             standin.count("refused_unencrypted")
             self.context = None
             self._challenge()
