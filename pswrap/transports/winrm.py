@@ -947,8 +947,8 @@ class _Shell:
 
 
 _Options = list[tuple[str, str, dict[str, str]]]
-_KEEPALIVE: _Options = [("WSMAN_CMDSHELL_OPTION_KEEPALIVE", "TRUE", {})]
-_COMMAND_OPTIONS: _Options = [("WINRS_SKIP_CMD_SHELL", "FALSE", {})]
+_KEEPALIVE: _Options = [("WSMAN_CMDSHELL_OPTION_KEEPALIVE", "True", {})]
+_COMMAND_OPTIONS: _Options = [("WINRS_SKIP_CMD_SHELL", "False", {})]
 
 
 class _WinRMExecution(Execution):
