@@ -344,6 +344,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Headers and body go out as two writes: without this, Nagle's algorithm holds the body back
+        # until the client's delayed ACK (40 ms a request), which HTTP.sys does not do.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.standin: WSManStandin = self.server.standin  # type: ignore[attr-defined]
         self.rfile = _Recorder(self.rfile, self.standin._record)  # type: ignore[assignment]
         self.context: Any = None
