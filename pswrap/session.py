@@ -69,18 +69,22 @@ def get_transport(transport: str | Transport = "local", **options: Any) -> Trans
     if transport == "local":
         from pswrap.transports.local import LocalTransport
 
+        _check_options(LocalTransport, options)
         return LocalTransport(**options)
     if transport == "oneshot":
         from pswrap.transports.oneshot import OneShotTransport
 
         if "pool_size" in options:
             raise ConfigError("the oneshot transport starts one pwsh per call: pool_size does not apply")
+        _check_options(OneShotTransport, options)
         return OneShotTransport(**options)
     if transport == "winrm":
         from pswrap.transports.winrm import WinRMTransport
 
         if "pwsh" in options:
             raise ConfigError("the winrm transport runs the remote host's PowerShell: pwsh does not apply")
+        if not options.get("host"):
+            raise ConfigError("the winrm transport needs host=… (the remote runner host)")
         _check_options(WinRMTransport, options)
         return WinRMTransport(**options)
     if isinstance(transport, str):

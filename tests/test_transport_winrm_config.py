@@ -244,6 +244,10 @@ def test_by_name_and_for_exchange() -> None:
     assert isinstance(session.transport, WinRMTransport) and repr(session) == "<Session winrm not started>"
     with pytest.raises(ConfigError, match="pwsh does not apply"):
         get_transport("winrm", host="runner01", pwsh="/usr/bin/pwsh")
+    with pytest.raises(ConfigError, match="needs host="):
+        Session(transport="winrm", username="svc")
+    with pytest.raises(ConfigError, match="the local transport has no option 'host'"):
+        Session(host="runner01")
     settings = Settings(
         extra={"winrm": {"host": "runner01", "username": "svc", "password": "pw", "pool_size": 4}}
     )
