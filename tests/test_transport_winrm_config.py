@@ -233,7 +233,10 @@ def test_environment_variables(tmp_path: Path, caplog: pytest.LogCaptureFixture)
 
 
 def test_without_a_host_the_error_says_where_to_put_it() -> None:
-    with pytest.raises(ConfigError, match="needs a host: set host in PSWRAP_WINRM_HOST"):
+    with pytest.raises(
+        ConfigError,
+        match=r"needs a host: set PSWRAP_WINRM_HOST, or host in the profile's \[profiles\.NAME\.winrm\] table",
+    ):
         WinRMTransport.from_settings(Settings(), environ={})
 
 

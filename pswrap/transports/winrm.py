@@ -262,10 +262,12 @@ class WinRMTransport(Transport):
             options = _options_from_env(environ)
         options.update({k: v for k, v in overrides.items() if v is not None})
         if not options.get("host"):
-            source = (
-                f"[winrm] of {settings.origin.description}" if table is not None else WINRM_VARIABLES["host"]
+            where = (
+                f"host in [winrm] of {settings.origin.description}"
+                if table is not None
+                else f"{WINRM_VARIABLES['host']}, or host in the profile's [profiles.NAME.winrm] table"
             )
-            raise ConfigError(f"the winrm transport needs a host: set host in {source} (or pass --host)")
+            raise ConfigError(f"the winrm transport needs a host: set {where} (or pass --host)")
         return cls(**options)
 
     @staticmethod
