@@ -437,7 +437,7 @@ def test_sessions_by_name(wsman_standin: WSManHost) -> None:
         assert isinstance(session.transport, WinRMTransport)
         assert session.invoke("Write-Output", "by name").output == ["by name"]
     with pytest.raises(Exception, match="winrm transport has no option 'hots'"):
-        Session(transport="winrm", hots="x")
+        Session(transport="winrm", host="x", hots="y")
 
 
 def test_a_connection_refused_is_a_clear_error() -> None:
