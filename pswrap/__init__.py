@@ -5,18 +5,31 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from pswrap.clixml import ClixmlItem, ClixmlReader, parse_clixml
+from pswrap.config import Settings
 from pswrap.errors import (
+    ApplicationNotFoundError,
     ClixmlError,
     ConfigError,
+    ConsentRequiredError,
+    CredentialRejectedError,
+    EntraError,
+    ExchangeConnectError,
+    ExchangeError,
+    ExchangeModuleError,
+    IdentityProviderUnavailableError,
     InvocationNotStarted,
     InvocationTimeout,
+    ManagedIdentityError,
     PowerShellError,
     ProtocolError,
     PswrapError,
     RenderError,
+    ScopeRejectedError,
+    TenantNotFoundError,
     TokenError,
     TransportError,
 )
+from pswrap.exchange import ExchangeOnline
 from pswrap.objects import (
     DebugRecord,
     ErrorRecord,
@@ -38,6 +51,7 @@ from pswrap.objects import (
     XmlDocument,
     to_jsonable,
 )
+from pswrap.render import Script, Templates, ps_literal, render_template
 from pswrap.secret import Secret
 from pswrap.session import Result, Session
 from pswrap.transports import (
@@ -51,17 +65,27 @@ from pswrap.transports import (
 )
 
 __all__ = [
+    "ApplicationNotFoundError",
     "ClixmlError",
     "ClixmlItem",
     "ClixmlReader",
     "ConfigError",
+    "ConsentRequiredError",
+    "CredentialRejectedError",
     "DebugRecord",
+    "EntraError",
     "ErrorRecord",
+    "ExchangeConnectError",
+    "ExchangeError",
+    "ExchangeModuleError",
+    "ExchangeOnline",
+    "IdentityProviderUnavailableError",
     "InformationRecord",
     "Invocation",
     "InvocationNotStarted",
     "InvocationTimeout",
     "LocalTransport",
+    "ManagedIdentityError",
     "MockTransport",
     "OneShotTransport",
     "Outcome",
@@ -78,11 +102,16 @@ __all__ = [
     "Record",
     "RenderError",
     "Result",
+    "ScopeRejectedError",
+    "Script",
     "ScriptBlock",
     "Secret",
     "SecureString",
     "Session",
+    "Settings",
     "StreamItem",
+    "Templates",
+    "TenantNotFoundError",
     "TokenError",
     "Transport",
     "TransportError",
@@ -93,5 +122,7 @@ __all__ = [
     "XmlDocument",
     "__version__",
     "parse_clixml",
+    "ps_literal",
+    "render_template",
     "to_jsonable",
 ]

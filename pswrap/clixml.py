@@ -34,6 +34,8 @@ from xml.parsers import expat
 from pswrap.errors import ClixmlError
 from pswrap.objects import (
     _NO_VALUE,
+    COLLECTION_MEMBERS,
+    FORMAT_NOTES,
     ProgressRecord,
     PSDateTime,
     PSEnum,
@@ -796,32 +798,14 @@ class ClixmlReader:
         return items
 
 
-#: Members a wrapped collection carries that say nothing its items do not (dropped with the wrapper).
-_COLLECTION_MEMBERS = frozenset(
-    (
-        "Count",
-        "IsSynchronized",
-        "SyncRoot",
-        "IsReadOnly",
-        "IsFixedSize",
-        "Length",
-        "LongLength",
-        "Rank",
-        "Capacity",
-    )
-)
-#: Notes that only steer PowerShell's formatting (Get-Date's DisplayHint).
-_FORMAT_NOTES = frozenset(("DisplayHint",))
-
-
 def _plain(kind: str, value: Any, adapted: dict[str, Any] | None, extended: dict[str, Any] | None) -> bool:
     """Whether an <Obj> is just its value: no members, or only a collection's own or formatting ones."""
     if adapted is None and extended is None:
         return True
     if kind in _CONTAINERS:
-        return not extended and (not adapted or adapted.keys() <= _COLLECTION_MEMBERS)
+        return not extended and (not adapted or adapted.keys() <= COLLECTION_MEMBERS)
     if value is not _NO_VALUE and kind != "Obj":
-        return not adapted and (extended is not None and extended.keys() <= _FORMAT_NOTES)
+        return not adapted and (extended is not None and extended.keys() <= FORMAT_NOTES)
     return False
 
 

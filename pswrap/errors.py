@@ -48,11 +48,146 @@ class ConfigError(PswrapError):
 
 
 class RenderError(PswrapError):
-    """A template or value that cannot be rendered safely."""
+    """A template or value that cannot be rendered safely.
+
+    ``template`` names the template (when rendering one), ``line`` the line in that template's file,
+    ``variable`` the undefined variable (when that was the problem); ``reason`` is the bare message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        template: str | None = None,
+        line: int | None = None,
+        variable: str | None = None,
+    ) -> None:
+        self.reason = message
+        self.template = template
+        self.line = line
+        self.variable = variable
+        where = ""
+        if template is not None:
+            where = f"template {template!r}" + (f", line {line}" if line is not None else "")
+        super().__init__(f"{where}: {message}" if where else message)
+
+    def located(self, template: str, line: int | None) -> RenderError:
+        """This error with the template and line filled in (a value's error, found while rendering)."""
+        if self.template is not None:
+            return self
+        return type(self)(self.reason, template=template, line=line, variable=self.variable)
 
 
 class TokenError(PswrapError):
-    """An access token could not be obtained."""
+    """An access token could not be obtained.
+
+    ``authority`` is where it was asked for, ``client_id`` the application (or managed identity),
+    ``action`` one line a person can act on.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        action: str | None = None,
+        authority: str | None = None,
+        client_id: str | None = None,
+    ) -> None:
+        self.reason = message
+        self.action = action
+        self.authority = authority
+        self.client_id = client_id
+        super().__init__(f"{message}\n  -> {action}" if action else message)
+
+
+class EntraError(TokenError):
+    """Microsoft Entra ID answered the token request with an error (an ``AADSTS`` code).
+
+    ``code`` is the AADSTS number, ``error`` the OAuth error (``invalid_client``…), ``description``
+    Entra's own first line; ``correlation_id``, ``trace_id`` and ``timestamp`` find the request in the
+    tenant's sign-in logs and in a support case.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        error: str | None = None,
+        description: str | None = None,
+        correlation_id: str | None = None,
+        trace_id: str | None = None,
+        timestamp: str | None = None,
+        status: int | None = None,
+        action: str | None = None,
+        authority: str | None = None,
+        client_id: str | None = None,
+    ) -> None:
+        self.code = code
+        self.error = error
+        self.description = description
+        self.correlation_id = correlation_id
+        self.trace_id = trace_id
+        self.timestamp = timestamp
+        self.status = status
+        facts = [f"AADSTS{code}" if code is not None else error or "no error code"]
+        if correlation_id:
+            facts.append(f"correlation id {correlation_id}")
+        if trace_id:
+            facts.append(f"trace id {trace_id}")
+        if timestamp:
+            facts.append(f"at {timestamp}")
+        text = f"{message} ({', '.join(facts)})"
+        if description:
+            text = f"{text}\n  Entra ID said: {description}"
+        super().__init__(text, action=action, authority=authority, client_id=client_id)
+        self.reason = message
+
+
+class CredentialRejectedError(EntraError):
+    """The client secret or certificate was refused: wrong, expired, or not registered on the app."""
+
+
+class ApplicationNotFoundError(EntraError):
+    """No application with this client id exists in the tenant."""
+
+
+class TenantNotFoundError(EntraError):
+    """The tenant does not exist (in this cloud)."""
+
+
+class ConsentRequiredError(EntraError):
+    """A tenant administrator must act on the application: grant consent, enable or create it."""
+
+
+class ScopeRejectedError(EntraError):
+    """The requested scope or resource is not valid for an app-only token in this tenant."""
+
+
+class IdentityProviderUnavailableError(TokenError):
+    """The identity provider could not be used: connection refused, timeout, TLS failure, HTTP 5xx.
+
+    ``problem`` names which (``"connection refused"``, ``"timed out"``, ``"TLS failure"``,
+    ``"HTTP 503"``…); ``url`` is the address that failed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        problem: str,
+        url: str | None = None,
+        action: str | None = None,
+        authority: str | None = None,
+        client_id: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.url = url
+        super().__init__(message, action=action, authority=authority, client_id=client_id)
+
+
+class ManagedIdentityError(TokenError):
+    """The managed identity endpoint refused or is absent (not running on Azure, identity not assigned)."""
 
 
 class TransportError(PswrapError):
@@ -106,3 +241,34 @@ class PowerShellError(PswrapError):
         self.record = record
         self.partial = partial
         super().__init__(str(record))
+
+
+class ExchangeError(PswrapError):
+    """Exchange Online could not be reached or used. ``action`` is one line a person can act on;
+    ``record`` is PowerShell's error record when there was one."""
+
+    def __init__(self, message: str, *, action: str | None = None, record: ErrorRecord | None = None) -> None:
+        self.reason = message
+        self.action = action
+        self.record = record
+        super().__init__(f"{message}\n  -> {action}" if action else message)
+
+
+class ExchangeModuleError(ExchangeError):
+    """The ExchangeOnlineManagement module is missing from, or too old on, the PowerShell pswrap runs."""
+
+
+class ExchangeConnectError(ExchangeError):
+    """``Connect-ExchangeOnline`` failed. ``causes`` lists what pswrap found wrong (the role, the
+    organization, the token's expiry) when Exchange's own answer (401/403) says too little."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        action: str | None = None,
+        record: ErrorRecord | None = None,
+        causes: tuple[str, ...] = (),
+    ) -> None:
+        self.causes = causes
+        super().__init__(message, action=action, record=record)

@@ -23,6 +23,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple
 
+from pswrap import _dpapi
 from pswrap.secret import REDACTED, Secret
 
 __all__ = [
@@ -290,34 +291,29 @@ def _decode_secure_string(text: str) -> str:
     except ValueError:
         raise ValueError("SecureString is not hex text") from None
     if sys.platform == "win32":  # pragma: no cover - needs Windows
-        return _dpapi_unprotect(raw).decode("utf-16-le")
+        return _dpapi.unprotect(raw).decode("utf-16-le")
     if len(raw) % 2:
         raise ValueError("SecureString has an odd number of bytes: not UTF-16LE (a Windows DPAPI blob?)")
     return raw.decode("utf-16-le")
 
 
-def _dpapi_unprotect(blob: bytes) -> bytes:  # pragma: no cover - needs Windows
-    import ctypes
-    from ctypes import wintypes
-
-    class _Blob(ctypes.Structure):
-        _fields_: ClassVar[list[tuple[str, Any]]] = [
-            ("cbData", wintypes.DWORD),
-            ("pbData", ctypes.POINTER(ctypes.c_char)),
-        ]
-
-    buffer = ctypes.create_string_buffer(blob, len(blob))
-    blob_in = _Blob(len(blob), ctypes.cast(buffer, ctypes.POINTER(ctypes.c_char)))
-    blob_out = _Blob()
-    windll: Any = getattr(ctypes, "windll")  # noqa: B009 - only exists on Windows
-    if not windll.crypt32.CryptUnprotectData(
-        ctypes.byref(blob_in), None, None, None, None, 0, ctypes.byref(blob_out)
-    ):
-        raise OSError("DPAPI could not decrypt the SecureString (another user or machine wrote it?)")
-    try:
-        return ctypes.string_at(blob_out.pbData, blob_out.cbData)
-    finally:
-        windll.kernel32.LocalFree(blob_out.pbData)
+#: Members a wrapped collection carries that say nothing its items do not (dropped with the wrapper).
+COLLECTION_MEMBERS = frozenset(
+    (
+        "Count",
+        "IsSynchronized",
+        "SyncRoot",
+        "IsReadOnly",
+        "IsFixedSize",
+        "Length",
+        "LongLength",
+        "Rank",
+        "Capacity",
+    )
+)
+#: Notes that only steer PowerShell's formatting (Get-Date's DisplayHint): a value wrapped with only
+#: these comes back as the value.
+FORMAT_NOTES = frozenset(("DisplayHint",))
 
 
 class PSStack(list[Any]):

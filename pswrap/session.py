@@ -33,6 +33,7 @@ from pswrap.objects import (
     VerboseRecord,
     WarningRecord,
 )
+from pswrap.render import Templates
 from pswrap.transports.base import Execution, Invocation, Outcome, State, Transport
 
 __all__ = ["Result", "Session", "get_transport"]
@@ -235,30 +236,39 @@ class Session:
         )
 
     @property
-    def templates(self) -> Any:
+    def templates(self) -> Templates:
         """The templates :meth:`run` renders (pswrap's own unless the session was given others)."""
-        from pswrap.render import Templates  # type: ignore[import-not-found,unused-ignore]
+        given = self._templates
+        if isinstance(given, Templates):
+            return given
+        if given is None:
+            templates = Templates()
+        elif isinstance(given, (str, os.PathLike)):
+            templates = Templates([given])
+        else:
+            templates = Templates(list(given))
+        self._templates = templates
+        return templates
 
-        if not isinstance(self._templates, Templates):
-            if self._templates is None:
-                self._templates = Templates()
-            elif isinstance(self._templates, (str, os.PathLike)):
-                self._templates = Templates([self._templates])
-            else:
-                self._templates = Templates(list(self._templates))
-        return self._templates
+    def start(self, invocation: Invocation) -> Execution:
+        """Start ``invocation`` (opening PowerShell first when needed) and return its execution.
 
-    def _start(self, invocation: Invocation) -> Result:
+        The layer for callers that build their own :class:`Result` (the Exchange session does).
+        """
         self.open()
         try:
-            execution = self.transport.start(invocation)
+            return self.transport.start(invocation)
         except InvocationNotStarted:
             if self.transport.healthy or self._in_on_open:
                 raise
             # PowerShell went away between calls; nothing ran, so start afresh and try once more.
             self.open()
-            execution = self.transport.start(invocation)
-        return Result(execution, invocation, raise_on_error=self.raise_on_error, on_record=self.on_record)
+            return self.transport.start(invocation)
+
+    def _start(self, invocation: Invocation) -> Result:
+        return Result(
+            self.start(invocation), invocation, raise_on_error=self.raise_on_error, on_record=self.on_record
+        )
 
 
 class Result:
@@ -275,8 +285,12 @@ class Result:
         *,
         raise_on_error: bool = False,
         on_record: Callable[[Record], None] | None = None,
+        restart: Callable[[Outcome, Result], Execution | Outcome | None] | None = None,
     ) -> None:
+        """``restart(outcome, result)`` is asked when the invocation failed: it returns a new execution
+        to read from instead, an outcome to end with instead, or ``None``."""
         self.invocation = invocation
+        self._restart = restart
         self._execution = execution
         self._items: Iterator[Any] | None = iter(execution)
         self._raise_on_error = raise_on_error
@@ -370,6 +384,11 @@ class Result:
         return None if self._outcome is None else self._outcome.exit_code
 
     @property
+    def produced_output(self) -> bool:
+        """Whether any output object has arrived yet."""
+        return bool(self._output)
+
+    @property
     def done(self) -> bool:
         """Whether everything has arrived (reading the result then no longer waits)."""
         return self._items is None
@@ -424,6 +443,15 @@ class Result:
             self._on_record(value)
 
     def _end(self, outcome: Outcome | None) -> None:
+        if outcome is not None and outcome.state == "failed" and self._restart is not None:
+            # The caller may run it again (what it produced so far stays), or say more about the failure.
+            again = self._restart(outcome, self)
+            if isinstance(again, Outcome):
+                outcome = again
+            elif again is not None:
+                self._execution = again
+                self._items = iter(again)
+                return
         self._outcome = outcome
         if outcome is not None and outcome.state == "failed":
             record = outcome.error or ErrorRecord(f"{self.invocation.description} failed without saying why")

@@ -22,6 +22,8 @@ from psrpcore import types as ps
 
 from pswrap.objects import (
     _NO_VALUE,
+    COLLECTION_MEMBERS,
+    FORMAT_NOTES,
     PSDateTime,
     PSEnum,
     PSObject,
@@ -104,9 +106,9 @@ class _From:
         # Like the CLIXML reader: a value whose only members are formatting hints or a collection's
         # own (Count, Length…) is just the value.
         if primitive is not _NOT_PRIMITIVE:
-            if not adapted_names and extended_names <= _FORMAT_NOTES:
+            if not adapted_names and extended_names <= FORMAT_NOTES:
                 return primitive
-        elif _is_container(value) and not extended_names and adapted_names <= _COLLECTION_MEMBERS:
+        elif _is_container(value) and not extended_names and adapted_names <= COLLECTION_MEMBERS:
             return self._container(value)
 
         remoting = _remoting_form(value)
@@ -195,20 +197,6 @@ class _From:
 
 
 _NOT_PRIMITIVE: Any = object()
-_FORMAT_NOTES = frozenset(("DisplayHint",))
-_COLLECTION_MEMBERS = frozenset(
-    (
-        "Count",
-        "IsSynchronized",
-        "SyncRoot",
-        "IsReadOnly",
-        "IsFixedSize",
-        "Length",
-        "LongLength",
-        "Rank",
-        "Capacity",
-    )
-)
 _INTEGERS = (ps.PSByte, ps.PSSByte, ps.PSInt16, ps.PSUInt16, ps.PSInt, ps.PSUInt, ps.PSInt64, ps.PSUInt64)
 
 

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from psrpcore import types as ps
 
+from pswrap import _dpapi
 from pswrap.clixml import ClixmlItem, ClixmlReader
 from pswrap.errors import ClixmlError, InvocationNotStarted, InvocationTimeout, ProtocolError, TransportError
 from pswrap.objects import PSObject
@@ -73,7 +74,7 @@ class _LocalSecureStrings(ps.PSCryptoProvider):
     def encrypt(self, value: str) -> str:
         data = value.encode("utf-16-le", errors="surrogatepass")
         if sys.platform == "win32":  # pragma: no cover - needs Windows
-            data = _dpapi_protect(data)
+            data = _dpapi.protect(data)
         return data.hex()
 
     def decrypt(self, value: str) -> str:
@@ -401,27 +402,3 @@ class _OneShotExecution(Execution):
         if self._error_lines:
             return "".join(self._error_lines).strip() or None
         return self._tail.text() or None
-
-
-def _dpapi_protect(data: bytes) -> bytes:  # pragma: no cover - needs Windows
-    import ctypes
-    from ctypes import wintypes
-
-    class _Blob(ctypes.Structure):
-        _fields_: ClassVar[list[tuple[str, Any]]] = [
-            ("cbData", wintypes.DWORD),
-            ("pbData", ctypes.POINTER(ctypes.c_char)),
-        ]
-
-    buffer = ctypes.create_string_buffer(data, len(data))
-    blob_in = _Blob(len(data), ctypes.cast(buffer, ctypes.POINTER(ctypes.c_char)))
-    blob_out = _Blob()
-    windll: Any = getattr(ctypes, "windll")  # noqa: B009 - only exists on Windows
-    if not windll.crypt32.CryptProtectData(
-        ctypes.byref(blob_in), None, None, None, None, 0, ctypes.byref(blob_out)
-    ):
-        raise OSError("DPAPI could not protect a SecureString for the one-shot request")
-    try:
-        return ctypes.string_at(blob_out.pbData, blob_out.cbData)
-    finally:
-        windll.kernel32.LocalFree(blob_out.pbData)

@@ -1,0 +1,495 @@
+"""``pswrap.ExchangeOnline``: Exchange Online cmdlets from Python, connected once and kept connected.
+
+::
+
+    with ExchangeOnline.from_env() as exo:                       # PSWRAP_* variables (or a profile)
+        for mbx in exo.invoke("Get-Mailbox", ResultSize="Unlimited"):
+            print(mbx.PrimarySmtpAddress, mbx["ProhibitSendQuota"])
+        exo.invoke("Set-Mailbox", Identity="bob", HiddenFromAddressListsEnabled=True).wait()
+
+On the first call it gets an app-only token and runs ``Connect-ExchangeOnline -AccessToken
+$AccessToken -Organization $Organization`` with both **bound as parameters** (the
+``exchange-connect`` template), then keeps the PowerShell session warm. The module never refreshes a
+token it was given, so before a call would start with a token inside the refresh margin, pswrap gets
+a new one and connects again — between calls, never during one. A call that fails because Exchange
+rejected the token anyway (a 401) is run again after reconnecting only when it is a read
+(:data:`pswrap.cmdlets.READ_VERBS`); throttled reads are retried with backoff. Nothing else is run
+twice, and the error then says why.
+
+Transports: ``local`` (a persistent ``pwsh -s``, the default), ``oneshot`` (one ``pwsh`` per call,
+which connects, runs the cmdlet and disconnects), and — where installed — ``winrm`` and ``rest``.
+PowerShell keeps module state per runspace, so a PowerShell session here has one runspace.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import importlib
+import logging
+import re
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+from pswrap.auth import AccessToken, TokenProvider, get_token_provider
+from pswrap.cmdlets import is_read
+from pswrap.config import Settings
+from pswrap.errors import (
+    ConfigError,
+    ExchangeConnectError,
+    ExchangeModuleError,
+    PowerShellError,
+    PswrapError,
+)
+from pswrap.objects import ErrorRecord, Record
+from pswrap.session import Result, Session, get_transport
+from pswrap.transports.base import Execution, Invocation, Outcome, Transport
+
+__all__ = ["MINIMUM_MODULE_VERSION", "ExchangeOnline"]
+
+logger = logging.getLogger("pswrap.exchange")
+
+#: The first ExchangeOnlineManagement version with ``Connect-ExchangeOnline -AccessToken``.
+MINIMUM_MODULE_VERSION = "3.1.0"
+INSTALL_MODULE = 'pwsh -NoProfile -Command "Install-Module ExchangeOnlineManagement -MinimumVersion 3.1.0 -Scope CurrentUser"'
+_PERSISTENT = ("local", "winrm")
+
+_UNAUTHORIZED = re.compile(r"\(401\)|\bunauthori[sz]ed\b", re.IGNORECASE)
+_FORBIDDEN = re.compile(r"\(403\)|\bforbidden\b", re.IGNORECASE)
+_THROTTLED = re.compile(
+    r"\(429\)|too many requests|maximum number of concurrent requests|\bthrottl|server is busy", re.IGNORECASE
+)
+_RETRY_AFTER = re.compile(r"retry[- ]after[: ]+(\d+)", re.IGNORECASE)
+
+_open_sessions: weakref.WeakSet[ExchangeOnline] = weakref.WeakSet()
+
+
+class ExchangeOnline:
+    """An Exchange Online session for one tenant.
+
+    ``settings`` (a :class:`pswrap.config.Settings`; default: :meth:`Settings.load`, i.e. the
+    ``--profile``/``PSWRAP_*``/default-profile rules) says who to be; ``transport`` how to run
+    (``"local"``, ``"oneshot"``, ``"winrm"``, ``"rest"`` or a :class:`pswrap.Transport`; default the
+    settings' ``transport``, else ``"local"``). ``command_names`` limits the cmdlets the module loads
+    (a faster connect), ``skip_format_data`` (default on) skips loading format data, ``page_size`` is
+    the module's page size. ``timeout``, ``raise_on_error``, ``on_record`` and ``progress`` are as for
+    :class:`pswrap.Session`. ``retries`` bounds the retries of throttled reads; ``retry_backoff`` is the
+    first wait in seconds (doubling each time) unless Exchange says how long to wait.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        transport: str | Transport | None = None,
+        provider: TokenProvider | None = None,
+        pwsh: Any = None,
+        timeout: float | None = None,
+        raise_on_error: bool = False,
+        on_record: Callable[[Record], None] | None = None,
+        progress: bool = False,
+        command_names: Iterable[str] | None = None,
+        skip_format_data: bool = True,
+        page_size: int | None = None,
+        templates: Any = None,
+        retries: int = 3,
+        retry_backoff: float = 2.0,
+        **transport_options: Any,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings.load()
+        if not self.settings.organization:
+            raise ConfigError(
+                "no Exchange organization: set organization (PSWRAP_ORGANIZATION) to the tenant's primary "
+                "*.onmicrosoft.com domain (it is taken from the tenant when the tenant is that domain)"
+            )
+        self.organization: str = self.settings.organization
+        self.provider = provider if provider is not None else get_token_provider(self.settings)
+        self.command_names = list(command_names) if command_names else None
+        self.skip_format_data = skip_format_data
+        self.page_size = page_size
+        self.retries = retries
+        self.retry_backoff = retry_backoff
+        chosen = transport if transport is not None else (self.settings.transport or "local")
+        built = self._transport(chosen, pwsh=pwsh, **transport_options)
+        self.transport_name = built.name
+        self.persistent = built.persistent and built.name in _PERSISTENT
+        self.session = Session(
+            built,
+            timeout=timeout,
+            raise_on_error=raise_on_error,
+            on_record=on_record,
+            on_open=self._on_open if self.persistent else None,
+            progress=progress,
+            templates=templates,
+        )
+        self._lock = threading.RLock()
+        self._connected: AccessToken | None = None
+        self._closed = False
+        #: How many times ``Connect-ExchangeOnline`` ran (a warm session connects once per token).
+        self.connects = 0
+        _open_sessions.add(self)
+
+    # --- construction ---
+
+    @classmethod
+    def from_env(cls, **options: Any) -> ExchangeOnline:
+        """An Exchange session configured by the ``PSWRAP_*`` environment variables."""
+        return cls(Settings.from_env(), **options)
+
+    @classmethod
+    def from_profile(
+        cls, profile: str | None = None, *, config_path: Any = None, **options: Any
+    ) -> ExchangeOnline:
+        """An Exchange session for a named profile (``None``: ``$PSWRAP_PROFILE`` or the default one)."""
+        return cls(Settings.load(profile, config_path=config_path), **options)
+
+    def _transport(self, chosen: str | Transport, *, pwsh: Any, **options: Any) -> Transport:
+        if isinstance(chosen, Transport):
+            return chosen
+        if chosen == "local":
+            return get_transport("local", pwsh=pwsh, pool_size=1, **options)
+        if chosen == "oneshot":
+            return get_transport("oneshot", pwsh=pwsh, **options)
+        if chosen in ("rest", "winrm"):
+            factory = _optional_transport(chosen)
+            if factory is None:
+                raise ConfigError(f"the {chosen!r} transport is not part of this pswrap installation")
+            return factory(self.settings, self.provider, **options)
+        return get_transport(chosen, pwsh=pwsh, **options)
+
+    # --- life cycle ---
+
+    def open(self) -> ExchangeOnline:
+        """Connect now (calls connect on demand). Returns the session."""
+        if self._closed:
+            raise PswrapError("this Exchange Online session is closed")
+        if self.persistent:
+            with self._lock:
+                self.session.open()
+                self._ensure_fresh_token()
+        return self
+
+    def close(self) -> None:
+        """Disconnect (``-Confirm:$false``) and end PowerShell. Safe to call more than once."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            _open_sessions.discard(self)
+            try:
+                if self.persistent and self._connected is not None and self.session.healthy:
+                    self.session.run("exchange-disconnect", timeout=60).wait()
+            except PswrapError as exc:
+                logger.warning("disconnecting from Exchange Online failed: %s", exc)
+            finally:
+                self._connected = None
+                self.session.close()
+
+    def __enter__(self) -> ExchangeOnline:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._closed:
+            state = "closed"
+        elif self._connected is not None:
+            state = f"connected, token valid {max(0, int(self._connected.seconds_left() // 60))} min"
+        else:
+            state = "not connected"
+        return f"<ExchangeOnline {self.organization} via {self.transport_name}: {state}>"
+
+    @property
+    def token(self) -> AccessToken | None:
+        """The token the session is connected with (``None`` before connecting)."""
+        return self._connected
+
+    # --- running cmdlets ---
+
+    def invoke(
+        self,
+        command: str,
+        /,
+        *arguments: Any,
+        input: Iterable[Any] | None = None,
+        timeout: float | None = None,
+        **parameters: Any,
+    ) -> Result:
+        """Run an Exchange cmdlet with ``parameters`` bound (a switch is ``True``); objects stream back.
+
+        ``input`` is piped into the cmdlet. pswrap's own options are lowercase (``input``,
+        ``timeout``); Exchange's parameters keep their capitals.
+        """
+        if self._closed:
+            raise PswrapError("this Exchange Online session is closed")
+        invocation = Invocation(
+            command,
+            parameters=parameters,
+            arguments=arguments,
+            input=None if input is None else list(input),
+            timeout=self.session.timeout if timeout is None else timeout,
+            progress=self.session.progress,
+        )
+        if self.transport_name == "oneshot":
+            build: Callable[[], Invocation] = lambda: self._oneshot(invocation)  # noqa: E731
+        else:
+            build = lambda: invocation  # noqa: E731
+        with self._lock:
+            if self.persistent:
+                self.session.open()
+                self._ensure_fresh_token()
+            execution = self.session.start(build())
+        return Result(
+            execution,
+            invocation,
+            raise_on_error=self.session.raise_on_error,
+            on_record=self.session.on_record,
+            restart=self._restarter(invocation, build),
+        )
+
+    def _oneshot(self, invocation: Invocation) -> Invocation:
+        """The cmdlet wrapped in the exchange-invoke template: connect, run, disconnect in one process."""
+        token = self.provider.get_token()
+        script = self.session.templates.render(
+            "exchange-invoke",
+            AccessToken=token.token,
+            Organization=self.organization,
+            PswrapCommand=invocation.command,
+            PswrapArguments=list(invocation.arguments),
+            PswrapParameters=dict(invocation.parameters),
+            **self._connect_options(),
+        )
+        self._connected = token
+        return Invocation(
+            script.text,
+            is_script=True,
+            parameters=script.parameters,
+            input=invocation.input,
+            timeout=invocation.timeout,
+            progress=invocation.progress,
+            label=invocation.command,
+        )
+
+    def _restarter(
+        self, invocation: Invocation, build: Callable[[], Invocation]
+    ) -> Callable[[Outcome, Result], Execution | Outcome | None]:
+        """What to do when the call fails: reconnect, run a read again, or say why not."""
+        attempts = {"auth": 0, "throttled": 0}
+        read = not invocation.is_script and is_read(invocation.command, invocation.parameters)
+
+        def restart(outcome: Outcome, result: Result) -> Execution | Outcome | None:
+            record = outcome.error
+            if record is None:
+                return None
+            if self.transport_name == "oneshot":
+                self._raise_connect_failure(record)
+            if result.produced_output:
+                return None  # objects already reached the caller: running it again would repeat them
+            text = _text(record)
+            if _UNAUTHORIZED.search(text) and attempts["auth"] == 0 and self.transport_name != "rest":
+                attempts["auth"] += 1
+                with self._lock:
+                    stale = self._connected
+                    token = self.provider.refresh(stale=stale)
+                    if self.persistent:
+                        self._reconnect(token, "Exchange rejected the token")
+                if read:
+                    logger.info("%s: token rejected; reconnected and running it again", invocation.command)
+                    return self.session.start(build())
+                return _annotated(
+                    outcome,
+                    f"pswrap reconnected with a new token but did not run {invocation.command} again: "
+                    "it is not a read, and it may have changed something",
+                )
+            if _THROTTLED.search(text):
+                if read and attempts["throttled"] < self.retries:
+                    attempts["throttled"] += 1
+                    wait = _retry_after(text) or self.retry_backoff * 2 ** (attempts["throttled"] - 1)
+                    logger.warning("%s: throttled by Exchange; retrying in %.1f s", invocation.command, wait)
+                    time.sleep(wait)
+                    with self._lock:
+                        if self.persistent:
+                            self._ensure_fresh_token()
+                        return self.session.start(build())
+                why = (
+                    f"still throttled after {attempts['throttled']} retries"
+                    if read
+                    else f"{invocation.command} is not a read, so pswrap did not retry it"
+                )
+                return _annotated(outcome, f"Exchange throttled this call ({why}); wait and try again later")
+            return None
+
+        return restart
+
+    # --- connecting ---
+
+    def _installed_module_versions(self) -> list[str] | None:
+        """The ExchangeOnlineManagement versions PowerShell can see (``None`` when it cannot tell)."""
+        try:
+            found = self.session.invoke("Get-Module", "ExchangeOnlineManagement", ListAvailable=True).output
+        except PswrapError:
+            return None
+        return sorted({_version_text(module) for module in found})
+
+    def _on_open(self, session: Session) -> None:
+        """A fresh PowerShell opened (the first call, or after a fault): connect it."""
+        with self._lock:
+            self._connected = None
+            self._connect(self.provider.get_token())
+
+    def _ensure_fresh_token(self) -> None:
+        token = self.provider.get_token()
+        if token is not self._connected:
+            self._reconnect(token, "the token is within its refresh margin")
+
+    def _reconnect(self, token: AccessToken, why: str) -> None:
+        logger.info("reconnecting to Exchange Online: %s", why)
+        self._connect(token)
+
+    def _connect_options(self) -> dict[str, Any]:
+        """The values the exchange-connect template takes besides the bound token and organization."""
+        options: dict[str, Any] = {"SkipLoadingFormatData": self.skip_format_data}
+        if self.settings.environment != "O365Default":
+            options["ExchangeEnvironmentName"] = self.settings.environment
+        if self.command_names:
+            options["CommandName"] = self.command_names
+        if self.page_size is not None:
+            options["PageSize"] = self.page_size
+        return options
+
+    def _connect(self, token: AccessToken) -> None:
+        if not token.has_exchange_role:
+            logger.warning(
+                "the token for %s has no Exchange.ManageAsApp role; connecting will likely fail", token.app_id
+            )
+        result = self.session.run(
+            "exchange-connect",
+            AccessToken=token.token,
+            Organization=self.organization,
+            **self._connect_options(),
+        )
+        try:
+            result.wait()
+        except PowerShellError as exc:
+            self._raise_connect_failure(exc.record, token)
+            raise
+        if result.errors:
+            self._raise_connect_failure(result.errors[0], token)
+        self._connected = token
+        self.connects += 1
+        logger.info(
+            "connected to Exchange Online (%s) with a token valid for %d s",
+            self.organization,
+            token.seconds_left(),
+        )
+
+    def _raise_connect_failure(self, record: ErrorRecord, token: AccessToken | None = None) -> None:
+        """Turn a failed import or connect into an error that says what to do (returns if it was neither)."""
+        error_id = record.error_id or ""
+        if error_id.startswith(("Modules_ModuleNotFound", "Modules_ModuleWithVersionNotFound")):
+            installed = self._installed_module_versions()
+            if installed is None:
+                state = f"missing, or older than {MINIMUM_MODULE_VERSION},"
+            elif installed:
+                state = f"older than {MINIMUM_MODULE_VERSION} (installed: {', '.join(installed)})"
+            else:
+                state = "not installed"
+            raise ExchangeModuleError(
+                f"the ExchangeOnlineManagement module is {state} where pswrap runs PowerShell "
+                f"({self.transport_name}): {record.message}",
+                action=f"install or update it there: {INSTALL_MODULE}",
+                record=record,
+            )
+        if (
+            "Connect-ExchangeOnline" not in (record.activity or "")
+            and "ConnectExchangeOnline" not in error_id
+        ):
+            return
+        token = token or self._connected
+        text = _text(record)
+        causes: list[str] = []
+        if _FORBIDDEN.search(text):
+            raise ExchangeConnectError(
+                f"Exchange Online refused the app (403 Forbidden) for {self.organization}: it has the API "
+                "permission but no Exchange role",
+                action="assign the app's service principal the Exchange Administrator role (Entra ID → Roles and "
+                "administrators) or an Exchange RBAC role, then wait a few minutes",
+                record=record,
+                causes=("no Exchange role assigned to the app",),
+            )
+        if token is not None and not token.has_exchange_role:
+            causes.append(
+                "the token has no Exchange.ManageAsApp role: add the API permission Office 365 Exchange Online → "
+                "Exchange.ManageAsApp (application) to the app and grant admin consent"
+            )
+        if token is not None and token.expired:
+            causes.append("the token had expired")
+        tenant = (self.settings.tenant or "").casefold()
+        if "." in tenant and tenant != self.organization.casefold():
+            causes.append(
+                f"the organization {self.organization!r} is not the tenant {self.settings.tenant!r}: it must be the "
+                "tenant's primary *.onmicrosoft.com domain"
+            )
+        if not causes:
+            causes.append(
+                f"check that the organization {self.organization!r} is the tenant's primary *.onmicrosoft.com domain "
+                "and that the app has Exchange.ManageAsApp with admin consent"
+            )
+        raise ExchangeConnectError(
+            f"Connect-ExchangeOnline failed for {self.organization}: {record.message}",
+            action="; ".join(causes),
+            record=record,
+            causes=tuple(causes),
+        )
+
+
+def _version_text(value: Any) -> str:
+    return str(value.get("Version") if isinstance(value, Mapping) else value)
+
+
+def _text(record: ErrorRecord) -> str:
+    return " ".join(filter(None, (record.message, record.exception_message, record.error_id)))
+
+
+def _retry_after(text: str) -> float | None:
+    match = _RETRY_AFTER.search(text)
+    return float(match.group(1)) if match else None
+
+
+def _annotated(outcome: Outcome, note: str) -> Outcome:
+    record = outcome.error
+    assert record is not None
+    return dataclasses.replace(
+        outcome, error=dataclasses.replace(record, message=f"{record.message} ({note})")
+    )
+
+
+def _optional_transport(name: str) -> Callable[..., Transport] | None:
+    """The Exchange factory ``(settings, provider, **options)`` of a transport that may not be installed."""
+    try:
+        module = importlib.import_module(f"pswrap.transports.{name}")
+    except ImportError:
+        return None
+    factory: Callable[..., Transport] | None = getattr(module, "exchange_transport", None)
+    return factory
+
+
+def _close_open_sessions() -> None:
+    for session in list(_open_sessions):
+        try:
+            session.close()
+        except Exception as exc:  # at exit, one broken session must not stop the others
+            logger.warning("closing %r at exit failed: %s", session, exc)
+
+
+atexit.register(_close_open_sessions)

@@ -1,0 +1,517 @@
+"""The ExchangeOnlineManagement module, played by the pwsh stand-in.
+
+What the real module does that matters to a client, and this enforces:
+
+- ``Import-Module ExchangeOnlineManagement -MinimumVersion 3.1.0`` fails with PowerShell's own
+  ModuleNotFound texts when the module is missing or too old (switch ``module``).
+- ``Connect-ExchangeOnline -AccessToken … -Organization …`` validates the JWT the identity-provider
+  stand-in issued: signature, issuer, audience, expiry, the ``Exchange.ManageAsApp`` role and the
+  organization; the Exchange role assignment (RBAC) can be switched off. Exchange answers these with
+  opaque REST errors (401/403), which is what the module surfaces — texts marked *modelled* below are
+  shaped like the module's ``|ExceptionType|message`` errors, not copied from a capture.
+- The data cmdlets (``Get-Mailbox``…) exist only while connected (the module generates them at
+  connect), and fail with 401 once the token has expired: the module never refreshes a token it was
+  given. State (connection, mailbox changes) is per runspace, as in PowerShell.
+- ``Disconnect-ExchangeOnline`` has ConfirmImpact High: without ``-Confirm:$false`` it would prompt.
+
+Every connect, disconnect, cmdlet call and mutation is appended to the ``journal`` file (JSON lines,
+all processes) so tests can count them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import time
+import uuid
+from typing import Any
+
+import jwt
+from psrpcore import types as ps
+
+from tests.standins.exchange import data
+from tests.standins.powershell.commands import CommandContext, CommandTable, Parameter
+from tests.standins.powershell.errors import PSError, StandinUnsupported, command_not_found
+
+MODULE = "ExchangeOnlineManagement"
+MODULE_PATH = "/usr/local/share/powershell/Modules/ExchangeOnlineManagement"
+MANAGE_AS_APP = "Exchange.ManageAsApp"
+REST_EXCEPTION = "Microsoft.Exchange.Management.RestApiClient.RestClientException"
+DATA_CMDLETS = ("Get-Mailbox", "Get-Recipient", "Get-AcceptedDomain", "Set-Mailbox")
+
+# Real texts.
+NOT_CONNECTED = "You must call the Connect-ExchangeOnline cmdlet before calling any other cmdlets."
+MORE_RESULTS = (
+    "There are more results available than are currently displayed. To view them, increase the value for "
+    "the ResultSize parameter."
+)
+# Modelled texts (the module's REST failures, as |ExceptionType|message).
+UNAUTHORIZED = f"|{REST_EXCEPTION}|The remote server returned an error: (401) Unauthorized."
+FORBIDDEN = f"|{REST_EXCEPTION}|The remote server returned an error: (403) Forbidden."
+THROTTLED = (
+    f"|{REST_EXCEPTION}|The remote server returned an error: (429) Too Many Requests. "
+    "You have reached the maximum number of concurrent requests per tenant. Please wait and retry."
+)
+
+
+@dataclasses.dataclass
+class ExchangeSwitches:
+    """The ``exchange`` switch of the stand-in config."""
+
+    tenant_id: str
+    organization: str
+    public_key_pem: str
+    audience: str = "https://outlook.office365.com"
+    module: str = "installed"  # installed | missing | old
+    module_version: str = "3.7.2"
+    old_version: str = "3.0.0"
+    mailboxes: int = 12
+    rbac: bool = True
+    clock_skew: float = 0.0  # the service treats tokens as expired this many seconds early
+    journal: str | None = None
+    throttle_after: int | None = None  # cmdlet calls that succeed before throttling starts
+    throttle_times: int = 0
+
+    @classmethod
+    def of(cls, ctx: CommandContext) -> ExchangeSwitches:
+        raw = ctx.switches.get("exchange")
+        if not raw:
+            raise StandinUnsupported("Exchange cmdlets without the 'exchange' switch in the stand-in config")
+        return cls(**raw)
+
+
+@dataclasses.dataclass
+class ExchangeState:
+    """One runspace's view: module loaded, connection, the mailboxes as this runspace changed them."""
+
+    module_loaded: bool = False
+    connected: bool = False
+    expires: float = 0.0
+    organization: str = ""
+    connection_id: str = ""
+    mailboxes: list[dict[str, Any]] | None = None
+    calls: int = 0
+
+
+def _state(ctx: CommandContext) -> ExchangeState:
+    state: ExchangeState = ctx.state("exchange", ExchangeState)
+    return state
+
+
+def _journal(switches: ExchangeSwitches, event: str, **fields: Any) -> None:
+    if not switches.journal:
+        return
+    line = json.dumps({"event": event, "pid": os.getpid(), "time": time.time(), **fields}) + "\n"
+    fd = os.open(switches.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def _rest_error(ctx: CommandContext, message: str, error_id: str, category: ps.ErrorCategory) -> PSError:
+    return PSError(
+        ctx.error_record(
+            message,
+            error_id=error_id,
+            category=category,
+            exception_type=REST_EXCEPTION,
+            exception_bases=["System.Exception", "System.Object"],
+        )
+    )
+
+
+def _psobject(type_names: list[str], to_string: str, properties: dict[str, Any]) -> ps.PSObject:
+    obj = ps.PSObject()
+    obj.PSObject.type_names = list(type_names)
+    obj.PSObject.to_string = to_string
+    for name, value in properties.items():
+        if isinstance(value, list):
+            value = ps.PSList(value)
+        elif isinstance(value, dt.timedelta):
+            value = ps.PSDuration(value)
+        obj.PSObject.adapted_properties.append(ps.PSNoteProperty(name, value))
+    return obj
+
+
+# --------------------------------------------------------------------------------------------------
+# The module
+# --------------------------------------------------------------------------------------------------
+
+
+def register(table: CommandTable) -> None:
+    """Add the module's cmdlets to the stand-in's command table."""
+    table.register(
+        "Import-Module",
+        cmdlet_type="Microsoft.PowerShell.Commands.ImportModuleCommand",
+        module="Microsoft.PowerShell.Core",
+        parameters=[
+            Parameter("Name", position=0, mandatory=True, type="System.String"),
+            Parameter("MinimumVersion", type="System.Version"),
+            Parameter("RequiredVersion", type="System.Version"),
+            Parameter("Force", switch=True),
+            Parameter("PassThru", switch=True),
+        ],
+    )(import_module)
+    table.register(
+        "Get-Module",
+        cmdlet_type="Microsoft.PowerShell.Commands.GetModuleCommand",
+        module="Microsoft.PowerShell.Core",
+        parameters=[
+            Parameter("Name", position=0, type="System.String"),
+            Parameter("ListAvailable", switch=True),
+        ],
+    )(get_module)
+    table.register(
+        "Connect-ExchangeOnline",
+        cmdlet_type="Microsoft.Exchange.Management.ExoPowershellSnapin.ConnectExchangeOnline",
+        module=MODULE,
+        parameters=[
+            Parameter("AccessToken", type="System.String"),
+            Parameter("Organization", type="System.String"),
+            Parameter("ShowBanner", switch=True),
+            Parameter("ExchangeEnvironmentName", type="System.String"),
+            Parameter("CommandName", type="System.String[]"),
+            Parameter("SkipLoadingFormatData", switch=True),
+            Parameter("PageSize", type="System.UInt32"),
+        ],
+    )(connect)
+    table.register(
+        "Disconnect-ExchangeOnline",
+        cmdlet_type="Microsoft.Exchange.Management.ExoPowershellSnapin.DisconnectExchangeOnline",
+        module=MODULE,
+        parameters=[Parameter("Confirm", switch=True)],
+    )(disconnect)
+    table.register(
+        "Get-ConnectionInformation",
+        cmdlet_type="Microsoft.Exchange.Management.ExoPowershellSnapin.GetConnectionInformation",
+        module=MODULE,
+    )(connection_information)
+    table.register(
+        "Get-Mailbox",
+        cmdlet_type="Microsoft.Exchange.Management.RecipientTasks.GetMailbox",
+        module="tmpEXO",
+        parameters=[
+            Parameter("Identity", position=0, pipeline=True, type="System.String"),
+            Parameter("ResultSize", type="System.String"),
+            Parameter("RecipientTypeDetails", type="System.String[]"),
+        ],
+    )(get_mailbox)
+    table.register(
+        "Get-Recipient",
+        cmdlet_type="Microsoft.Exchange.Management.RecipientTasks.GetRecipient",
+        module="tmpEXO",
+        parameters=[
+            Parameter("Identity", position=0, pipeline=True, type="System.String"),
+            Parameter("ResultSize", type="System.String"),
+            Parameter("RecipientTypeDetails", type="System.String[]"),
+        ],
+    )(get_recipient)
+    table.register(
+        "Get-AcceptedDomain",
+        cmdlet_type="Microsoft.Exchange.Management.SystemConfigurationTasks.GetAcceptedDomain",
+        module="tmpEXO",
+    )(get_accepted_domain)
+    table.register(
+        "Set-Mailbox",
+        cmdlet_type="Microsoft.Exchange.Management.RecipientTasks.SetMailbox",
+        module="tmpEXO",
+        parameters=[
+            Parameter("Identity", position=0, mandatory=True, pipeline=True, type="System.String"),
+            Parameter("DisplayName", type="System.String"),
+            Parameter("HiddenFromAddressListsEnabled", type="System.Boolean"),
+            Parameter("LitigationHoldEnabled", type="System.Boolean"),
+            Parameter("CustomAttribute1", type="System.String"),
+            Parameter("Department", type="System.String"),
+            Parameter("Office", type="System.String"),
+            Parameter("ForwardingSmtpAddress", type="System.String"),
+            Parameter("ProhibitSendQuota", type="System.String"),
+            Parameter("EmailAddresses"),
+            Parameter("Confirm", switch=True),
+        ],
+    )(set_mailbox)
+
+
+def import_module(
+    ctx: CommandContext,
+    Name: str,
+    MinimumVersion: Any,
+    RequiredVersion: Any,
+    Force: bool,
+    PassThru: bool,
+) -> None:
+    if Name.casefold() != MODULE.casefold():
+        raise StandinUnsupported(f"Import-Module {Name} (only {MODULE} is known)")
+    switches = ExchangeSwitches.of(ctx)
+    installed = None if switches.module == "missing" else (
+        switches.old_version if switches.module == "old" else switches.module_version
+    )  # fmt: skip
+    wanted = MinimumVersion or RequiredVersion
+    if installed is None or (wanted is not None and _version(installed) < _version(str(wanted))):
+        if wanted is None:
+            message = f"The specified module '{Name}' was not loaded because no valid module file was found in any module directory."
+            error_id = "Modules_ModuleNotFound"
+        else:
+            message = (
+                f"The specified module '{Name}' with version '{wanted}' was not loaded because no valid module "
+                "file was found in any module directory."
+            )
+            error_id = "Modules_ModuleWithVersionNotFound"
+        ctx.write_error(
+            ctx.error_record(
+                message,
+                error_id=error_id,
+                category=ps.ErrorCategory.ResourceUnavailable,
+                target=Name,
+                exception_type="System.IO.FileNotFoundException",
+                exception_bases=[
+                    "System.IO.IOException",
+                    "System.SystemException",
+                    "System.Exception",
+                    "System.Object",
+                ],
+            )
+        )
+        return
+    _state(ctx).module_loaded = True
+    if PassThru:
+        ctx.write_output(_module_info(installed))
+
+
+def get_module(ctx: CommandContext, Name: str | None, ListAvailable: bool) -> None:
+    if Name is not None and Name.casefold() != MODULE.casefold():
+        return
+    switches = ExchangeSwitches.of(ctx)
+    if ListAvailable:
+        if switches.module == "missing":
+            return
+        ctx.write_output(
+            _module_info(switches.old_version if switches.module == "old" else switches.module_version)
+        )
+    elif _state(ctx).module_loaded:
+        ctx.write_output(_module_info(switches.module_version))
+
+
+def _module_info(version: str) -> ps.PSObject:
+    return _psobject(
+        ["System.Management.Automation.PSModuleInfo", "System.Object"],
+        MODULE,
+        {
+            "Name": MODULE,
+            "Version": ps.PSVersion(version),
+            "ModuleType": "Script",
+            "ModuleBase": f"{MODULE_PATH}/{version}",
+            "Path": f"{MODULE_PATH}/{version}/{MODULE}.psd1",
+        },
+    )
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in str(text).split("."))
+
+
+def connect(
+    ctx: CommandContext,
+    AccessToken: str | None,
+    Organization: str | None,
+    ShowBanner: bool,
+    ExchangeEnvironmentName: str | None,
+    CommandName: Any,
+    SkipLoadingFormatData: bool,
+    PageSize: Any,
+) -> None:
+    switches = ExchangeSwitches.of(ctx)
+    state = _state(ctx)
+    if not state.module_loaded:  # autoloading: the module loads on first use of its commands
+        state.module_loaded = switches.module != "missing"
+    if not AccessToken:
+        raise StandinUnsupported(
+            "Connect-ExchangeOnline without -AccessToken (only app-only tokens are played)"
+        )
+    if not Organization:
+        ctx.throw(
+            ctx.error_record(
+                "AccessToken requires Organization, DelegatedOrganization or UserPrincipalName to be specified.",
+                error_id="AccessTokenRequiresOrganization",
+                category=ps.ErrorCategory.InvalidArgument,
+                exception_type="System.ArgumentException",
+            )
+        )
+    problem, claims = _check_token(switches, AccessToken)
+    organization_ok = Organization.casefold() in (
+        switches.organization.casefold(),
+        switches.tenant_id.casefold(),
+    )
+    if problem is None and not organization_ok:
+        problem = "organization"
+    if problem is None and not switches.rbac:
+        problem = "rbac"
+    _journal(switches, "connect", ok=problem is None, problem=problem, organization=Organization)
+    if problem == "rbac":
+        raise _rest_error(ctx, FORBIDDEN, "Forbidden", ps.ErrorCategory.PermissionDenied)
+    if problem is not None:
+        raise _rest_error(ctx, UNAUTHORIZED, "UnAuthorized", ps.ErrorCategory.AuthenticationError)
+    state.connected = True
+    state.expires = float(claims["exp"])
+    state.organization = Organization
+    state.connection_id = str(uuid.uuid4())
+    if state.mailboxes is None:
+        state.mailboxes = data.mailboxes(switches.mailboxes, switches.organization)
+    if ShowBanner:
+        ctx.write_information(
+            "This V3 EXO PowerShell module contains new REST API backed Exchange Online cmdlets."
+        )
+
+
+def _check_token(switches: ExchangeSwitches, token: str) -> tuple[str | None, dict[str, Any]]:
+    """What is wrong with the token (``None``: nothing) and its claims."""
+    try:
+        claims = jwt.decode(
+            token,
+            switches.public_key_pem,
+            algorithms=["RS256"],
+            audience=switches.audience,
+            issuer=f"https://sts.windows.net/{switches.tenant_id}/",
+            options={"require": ["exp", "tid", "aud"], "verify_exp": False},
+        )
+    except jwt.InvalidAudienceError:
+        return "audience", {}
+    except jwt.PyJWTError:
+        return "signature", {}
+    if float(claims["exp"]) - switches.clock_skew <= time.time():
+        return "expired", claims
+    if MANAGE_AS_APP not in (claims.get("roles") or []):
+        return "role", claims
+    if claims.get("tid") != switches.tenant_id:
+        return "tenant", claims
+    return None, claims
+
+
+def disconnect(ctx: CommandContext, Confirm: bool) -> None:
+    switches = ExchangeSwitches.of(ctx)
+    if "Confirm" not in ctx.bound or Confirm:
+        raise StandinUnsupported(
+            "Disconnect-ExchangeOnline without -Confirm:$false (ConfirmImpact High: it would ask for confirmation)"
+        )
+    state = _state(ctx)
+    _journal(switches, "disconnect", was_connected=state.connected)
+    state.connected = False
+
+
+def connection_information(ctx: CommandContext) -> None:
+    state = _state(ctx)
+    if not state.connected:
+        return
+    ctx.write_output(
+        _psobject(
+            ["Microsoft.Exchange.Management.ExoPowershellSnapin.ConnectionInformation", "System.Object"],
+            "Microsoft.Exchange.Management.ExoPowershellSnapin.ConnectionInformation",
+            {
+                "ConnectionId": state.connection_id,
+                "State": "Connected",
+                "Organization": state.organization,
+                "TokenExpiryTimeUTC": dt.datetime.fromtimestamp(state.expires, tz=dt.timezone.utc),
+                "ConnectionUri": "https://outlook.office365.com",
+                "AppId": None,
+            },
+        )
+    )
+
+
+def _data_cmdlet(ctx: CommandContext, name: str) -> tuple[ExchangeSwitches, ExchangeState]:
+    """The checks every generated (tmpEXO) cmdlet makes before it calls the service."""
+    switches = ExchangeSwitches.of(ctx)
+    state = _state(ctx)
+    if not state.connected:
+        raise command_not_found(name)  # the module generates these cmdlets when it connects
+    state.calls += 1
+    _journal(switches, "cmdlet", name=name)
+    if state.expires - switches.clock_skew <= time.time():
+        raise _rest_error(ctx, UNAUTHORIZED, "UnAuthorized", ps.ErrorCategory.AuthenticationError)
+    if switches.throttle_after is not None and (
+        switches.throttle_after < state.calls <= switches.throttle_after + switches.throttle_times
+    ):
+        raise _rest_error(ctx, THROTTLED, "TooManyRequests", ps.ErrorCategory.LimitsExceeded)
+    return switches, state
+
+
+def _result_size(text: str | None) -> int | None:
+    if text is None:
+        return 1000
+    if str(text).casefold() == "unlimited":
+        return None
+    return int(text)
+
+
+def _select(
+    ctx: CommandContext, name: str, state: ExchangeState, identity: str | None, kinds: Any
+) -> list[dict[str, Any]]:
+    mailboxes = state.mailboxes or []
+    if identity is not None:
+        found = [
+            m
+            for m in mailboxes
+            if identity.casefold()
+            in (m["Name"].casefold(), m["PrimarySmtpAddress"].casefold(), str(m["Guid"]))
+        ]
+        if not found:
+            raise PSError(
+                ctx.error_record(
+                    f"The operation couldn't be performed because object '{identity}' couldn't be found on "
+                    "'NAMPR01A001.PROD.OUTLOOK.COM'.",
+                    error_id="ManagementObjectNotFoundException",
+                    category=ps.ErrorCategory.NotSpecified,
+                    target=identity,
+                    exception_type="Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException",
+                )
+            )
+        return found
+    if kinds:
+        wanted = {str(k).casefold() for k in (kinds if isinstance(kinds, list) else [kinds])}
+        mailboxes = [m for m in mailboxes if m["RecipientTypeDetails"].casefold() in wanted]
+    return mailboxes
+
+
+def _emit(
+    ctx: CommandContext, rows: list[dict[str, Any]], limit: int | None, types: list[str], view: Any
+) -> None:
+    for row in rows if limit is None else rows[:limit]:
+        ctx.write_output(_psobject(types, row["Name"], view(row)))
+    if limit is not None and len(rows) > limit:
+        ctx.write_warning(MORE_RESULTS)
+
+
+def get_mailbox(
+    ctx: CommandContext, Identity: str | None, ResultSize: str | None, RecipientTypeDetails: Any
+) -> None:
+    _, state = _data_cmdlet(ctx, "Get-Mailbox")
+    rows = _select(ctx, "Get-Mailbox", state, Identity, RecipientTypeDetails)
+    _emit(ctx, rows, _result_size(ResultSize), data.MAILBOX_TYPES, dict)
+
+
+def get_recipient(
+    ctx: CommandContext, Identity: str | None, ResultSize: str | None, RecipientTypeDetails: Any
+) -> None:
+    _, state = _data_cmdlet(ctx, "Get-Recipient")
+    rows = _select(ctx, "Get-Recipient", state, Identity, RecipientTypeDetails)
+    _emit(ctx, rows, _result_size(ResultSize), data.RECIPIENT_TYPES, data.recipient_view)
+
+
+def get_accepted_domain(ctx: CommandContext) -> None:
+    switches, _ = _data_cmdlet(ctx, "Get-AcceptedDomain")
+    for domain in data.accepted_domains(switches.organization):
+        ctx.write_output(_psobject(data.ACCEPTED_DOMAIN_TYPES, domain["Name"], domain))
+
+
+def set_mailbox(ctx: CommandContext, Identity: str, Confirm: bool, **changes: Any) -> None:
+    switches, state = _data_cmdlet(ctx, "Set-Mailbox")
+    (mailbox,) = _select(ctx, "Set-Mailbox", state, Identity, None)
+    applied = {name: value for name, value in changes.items() if name in ctx.bound}
+    for name, value in applied.items():
+        if name == "EmailAddresses":
+            value = [str(v) for v in (value if isinstance(value, list) else [value])]
+        mailbox[name] = value
+    mailbox["WhenChanged"] = dt.datetime.now(dt.timezone.utc)
+    _journal(switches, "mutation", name="Set-Mailbox", identity=Identity, changes=sorted(applied))
