@@ -31,11 +31,13 @@ def session(pwsh_standin: PwshStandin) -> Iterator[Session]:
 
 
 def assert_nothing_left(pwsh_standin: PwshStandin) -> None:
-    """No pswrap thread still runs and every pwsh the session started has been reaped."""
-    assert [t.name for t in threading.enumerate() if t.name.startswith("pswrap-")] == []
-    for process in pwsh_standin.processes():
+    """No thread of this test's pwsh processes still runs and every one of them has been reaped."""
+    pids = {process.pid for process in pwsh_standin.processes()}
+    threads = [t.name for t in threading.enumerate() if t.name.startswith("pswrap-")]
+    assert [name for name in threads if int(name.split("-")[2]) in pids] == []
+    for pid in pids:
         with pytest.raises(ChildProcessError):
-            os.waitpid(process.pid, os.WNOHANG)  # not our child any more: reaped, no zombie
+            os.waitpid(pid, os.WNOHANG)  # not our child any more: reaped, no zombie
 
 
 def test_every_stream(session: Session) -> None:
