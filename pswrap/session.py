@@ -151,7 +151,11 @@ class Session:
         return not self._closed and self.transport.healthy
 
     def __enter__(self) -> Session:
-        return self.open()
+        try:
+            return self.open()
+        except BaseException:
+            self.close()  # __exit__ will not run: do not leave a pwsh behind
+            raise
 
     def __exit__(
         self,
