@@ -190,7 +190,11 @@ class ExchangeOnline:
                 self.session.close()
 
     def __enter__(self) -> ExchangeOnline:
-        return self.open()
+        try:
+            return self.open()
+        except BaseException:
+            self.close()  # __exit__ will not run
+            raise
 
     def __exit__(
         self,
@@ -342,10 +346,18 @@ class ExchangeOnline:
         return sorted({_version_text(module) for module in found})
 
     def _on_open(self, session: Session) -> None:
-        """A fresh PowerShell opened (the first call, or after a fault): connect it."""
+        """A fresh PowerShell opened (the first call, or after a fault): connect it.
+
+        When connecting fails the process is ended, so no pwsh is left behind; the next call starts
+        afresh.
+        """
         with self._lock:
             self._connected = None
-            self._connect(self.provider.get_token())
+            try:
+                self._connect(self.provider.get_token())
+            except BaseException:
+                session.transport.close()
+                raise
 
     def _ensure_fresh_token(self) -> None:
         token = self.provider.get_token()
