@@ -5,15 +5,24 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from pswrap.clixml import ClixmlItem, ClixmlReader, parse_clixml
+from pswrap.config import Settings
 from pswrap.errors import (
+    ApplicationNotFoundError,
     ClixmlError,
     ConfigError,
+    ConsentRequiredError,
+    CredentialRejectedError,
+    EntraError,
+    IdentityProviderUnavailableError,
     InvocationNotStarted,
     InvocationTimeout,
+    ManagedIdentityError,
     PowerShellError,
     ProtocolError,
     PswrapError,
     RenderError,
+    ScopeRejectedError,
+    TenantNotFoundError,
     TokenError,
     TransportError,
 )
@@ -51,17 +60,23 @@ from pswrap.transports import (
 )
 
 __all__ = [
+    "ApplicationNotFoundError",
     "ClixmlError",
     "ClixmlItem",
     "ClixmlReader",
     "ConfigError",
+    "ConsentRequiredError",
+    "CredentialRejectedError",
     "DebugRecord",
+    "EntraError",
     "ErrorRecord",
+    "IdentityProviderUnavailableError",
     "InformationRecord",
     "Invocation",
     "InvocationNotStarted",
     "InvocationTimeout",
     "LocalTransport",
+    "ManagedIdentityError",
     "MockTransport",
     "OneShotTransport",
     "Outcome",
@@ -78,11 +93,14 @@ __all__ = [
     "Record",
     "RenderError",
     "Result",
+    "ScopeRejectedError",
     "ScriptBlock",
     "Secret",
     "SecureString",
     "Session",
+    "Settings",
     "StreamItem",
+    "TenantNotFoundError",
     "TokenError",
     "Transport",
     "TransportError",

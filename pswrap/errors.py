@@ -52,7 +52,115 @@ class RenderError(PswrapError):
 
 
 class TokenError(PswrapError):
-    """An access token could not be obtained."""
+    """An access token could not be obtained.
+
+    ``authority`` is where it was asked for, ``client_id`` the application (or managed identity),
+    ``action`` one line a person can act on.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        action: str | None = None,
+        authority: str | None = None,
+        client_id: str | None = None,
+    ) -> None:
+        self.reason = message
+        self.action = action
+        self.authority = authority
+        self.client_id = client_id
+        super().__init__(f"{message}\n  -> {action}" if action else message)
+
+
+class EntraError(TokenError):
+    """Microsoft Entra ID answered the token request with an error (an ``AADSTS`` code).
+
+    ``code`` is the AADSTS number, ``error`` the OAuth error (``invalid_client``…), ``description``
+    Entra's own first line; ``correlation_id``, ``trace_id`` and ``timestamp`` find the request in the
+    tenant's sign-in logs and in a support case.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        error: str | None = None,
+        description: str | None = None,
+        correlation_id: str | None = None,
+        trace_id: str | None = None,
+        timestamp: str | None = None,
+        status: int | None = None,
+        action: str | None = None,
+        authority: str | None = None,
+        client_id: str | None = None,
+    ) -> None:
+        self.code = code
+        self.error = error
+        self.description = description
+        self.correlation_id = correlation_id
+        self.trace_id = trace_id
+        self.timestamp = timestamp
+        self.status = status
+        facts = [f"AADSTS{code}" if code is not None else error or "no error code"]
+        if correlation_id:
+            facts.append(f"correlation id {correlation_id}")
+        if trace_id:
+            facts.append(f"trace id {trace_id}")
+        if timestamp:
+            facts.append(f"at {timestamp}")
+        text = f"{message} ({', '.join(facts)})"
+        if description:
+            text = f"{text}\n  Entra ID said: {description}"
+        super().__init__(text, action=action, authority=authority, client_id=client_id)
+        self.reason = message
+
+
+class CredentialRejectedError(EntraError):
+    """The client secret or certificate was refused: wrong, expired, or not registered on the app."""
+
+
+class ApplicationNotFoundError(EntraError):
+    """No application with this client id exists in the tenant."""
+
+
+class TenantNotFoundError(EntraError):
+    """The tenant does not exist (in this cloud)."""
+
+
+class ConsentRequiredError(EntraError):
+    """A tenant administrator must act on the application: grant consent, enable or create it."""
+
+
+class ScopeRejectedError(EntraError):
+    """The requested scope or resource is not valid for an app-only token in this tenant."""
+
+
+class IdentityProviderUnavailableError(TokenError):
+    """The identity provider could not be used: connection refused, timeout, TLS failure, HTTP 5xx.
+
+    ``problem`` names which (``"connection refused"``, ``"timed out"``, ``"TLS failure"``,
+    ``"HTTP 503"``…); ``url`` is the address that failed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        problem: str,
+        url: str | None = None,
+        action: str | None = None,
+        authority: str | None = None,
+        client_id: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.url = url
+        super().__init__(message, action=action, authority=authority, client_id=client_id)
+
+
+class ManagedIdentityError(TokenError):
+    """The managed identity endpoint refused or is absent (not running on Azure, identity not assigned)."""
 
 
 class TransportError(PswrapError):

@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "clixml"
 
 pytest_plugins = [
-    f"tests.fixtures.{module.name}" for module in pkgutil.iter_modules([str(Path(__file__).parent / "fixtures")])
+    f"tests.fixtures.{module.name}"
+    for module in pkgutil.iter_modules([str(Path(__file__).parent / "fixtures")])
 ]
 
 

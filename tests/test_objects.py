@@ -142,7 +142,9 @@ def test_json_mapping() -> None:
 
 
 def test_records_are_typed_and_jsonable() -> None:
-    record = ErrorRecord("Mailbox not found", category="ObjectNotFound", error_id="X,Get-Mailbox", target="bob")
+    record = ErrorRecord(
+        "Mailbox not found", category="ObjectNotFound", error_id="X,Get-Mailbox", target="bob"
+    )
     assert str(record) == "Mailbox not found"
     data = to_jsonable(record)
     assert data["stream"] == "error" and data["category"] == "ObjectNotFound" and data["target"] == "bob"

@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from pswrap import __version__
+
+
+class _WarningsToStderr(logging.Handler):
+    """pswrap's warnings (a token without the Exchange role, a world-readable secret…) on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"warning: {self.format(record)}", err=True)
+
+
+def _show_warnings() -> None:
+    logger = logging.getLogger("pswrap")
+    if not any(isinstance(handler, _WarningsToStderr) for handler in logger.handlers):
+        logger.addHandler(_WarningsToStderr(logging.WARNING))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pswrap")
 def main() -> None:
     """Run Exchange Online and any PowerShell from Python, with typed objects back."""
+    _show_warnings()
 
 
 def _register() -> None:
     """Add the sub-commands (each lives in its own module)."""
     from pswrap.cli.parse import parse
+    from pswrap.cli.token import token
 
     main.add_command(parse)
+    main.add_command(token)
 
 
 _register()
