@@ -7,6 +7,10 @@ __version__ = "0.1.0"
 from pswrap.clixml import ClixmlItem, ClixmlReader, parse_clixml
 from pswrap.config import Settings
 from pswrap.errors import (
+    AdminApiAuthError,
+    AdminApiBusyError,
+    AdminApiConnectionError,
+    AdminApiError,
     ApplicationNotFoundError,
     ClixmlError,
     ConfigError,
@@ -17,6 +21,7 @@ from pswrap.errors import (
     InvocationNotStarted,
     InvocationTimeout,
     ManagedIdentityError,
+    NotSupportedByTransport,
     PowerShellError,
     ProtocolError,
     PswrapError,
@@ -60,6 +65,10 @@ from pswrap.transports import (
 )
 
 __all__ = [
+    "AdminApiAuthError",
+    "AdminApiBusyError",
+    "AdminApiConnectionError",
+    "AdminApiError",
     "ApplicationNotFoundError",
     "ClixmlError",
     "ClixmlItem",
@@ -78,6 +87,7 @@ __all__ = [
     "LocalTransport",
     "ManagedIdentityError",
     "MockTransport",
+    "NotSupportedByTransport",
     "OneShotTransport",
     "Outcome",
     "PSDateTime",

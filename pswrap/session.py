@@ -51,11 +51,12 @@ _LOG_LEVELS = {
     "information": logging.INFO,
 }
 
-TRANSPORTS = ("local", "oneshot")
+TRANSPORTS = ("local", "oneshot", "rest")
 
 
 def get_transport(transport: str | Transport = "local", **options: Any) -> Transport:
-    """The transport called ``transport`` (``"local"``: server mode, ``"oneshot"``), built with ``options``.
+    """The transport called ``transport`` (``"local"``: server mode, ``"oneshot"``, ``"rest"``: Exchange's
+    admin API from :meth:`pswrap.Settings.load`), built with ``options``.
 
     A :class:`Transport` object is returned as it is (``options`` must then be empty).
     """
@@ -74,6 +75,12 @@ def get_transport(transport: str | Transport = "local", **options: Any) -> Trans
         if "pool_size" in options:
             raise ConfigError("the oneshot transport starts one pwsh per call: pool_size does not apply")
         return OneShotTransport(**options)
+    if transport == "rest":
+        from pswrap.transports.rest import RestTransport
+
+        if options:
+            raise ConfigError(f"the rest transport runs no pwsh: {', '.join(sorted(options))} does not apply")
+        return RestTransport()
     if isinstance(transport, str):
         raise ConfigError(f"unknown transport {transport!r}: choose one of {', '.join(TRANSPORTS)}")
     raise TypeError(f"transport must be a name or a Transport, not {type(transport).__name__}")
@@ -302,6 +309,24 @@ class Result:
                     self._pull()
                     continue
             index += 1
+            yield value
+        self._raise_failure()
+
+    def stream(self) -> Iterator[Any]:
+        """Output objects as they arrive, handed over and not kept: memory stays flat however many come.
+
+        Records of the other streams are still kept. Afterwards :attr:`output` holds only objects that
+        were not streamed. Raises the invocation's failure at the end, as iterating does.
+        """
+        while True:
+            with self._lock:
+                if self._output:
+                    value = self._output.pop(0)
+                elif self._items is None:
+                    break
+                else:
+                    self._pull()
+                    continue
             yield value
         self._raise_failure()
 
