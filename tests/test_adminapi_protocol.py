@@ -229,7 +229,7 @@ def test_objects_are_typed_from_their_annotations_which_are_removed() -> None:
             }
         ).encode()
     )
-    (raw,) = page.items
+    (raw,) = page.objects()
     obj = adminapi.convert(raw)
     assert isinstance(obj, PSObject) and obj.type_names == ()
     assert obj.Guid == uuid.UUID("3f2504e0-4f89-11d3-9a0c-0305e82c3301")
@@ -277,10 +277,33 @@ def test_warnings_come_from_the_body_and_the_header_once_each() -> None:
         {"x-warnings": "second<eow>third<eow> <eow>"},
     )
     assert page.warnings == ["first", "second", "third"]
-    assert page.next_link == "https://h/next"
+    assert page.next_link is None and page.next_link_hint == "https://h/next"  # final after the objects
+    assert page.items == [] and page.next_link == "https://h/next"
     assert adminapi.read_page(b"\xef\xbb\xbf" + b'{"value": {"A": 1}}').items == [{"A": 1}]
     with pytest.raises(ValueError):
         adminapi.read_page(b"<html>")
+
+
+def test_pages_are_read_lazily_object_by_object() -> None:
+    text = (
+        '{"@odata.context": "c", "value": [{"A": 1}, {"B": {"@odata.nextLink": "https://wrong/hint"}}], '
+        '"@adminapi.warnings": ["late"], "@adminapi.errors": ["failed one"]}'
+    )
+    page = adminapi.read_page(text)
+    assert page.context == "c" and page.warnings == [] and page.next_link_hint == "https://wrong/hint"
+    objects = page.objects()
+    assert next(objects) == {"A": 1}
+    assert page.warnings == []  # not read yet
+    assert list(objects) == [{"B": {"@odata.nextLink": "https://wrong/hint"}}]
+    assert page.next_link is None  # the hint was not the page's link: it is not followed
+    assert page.warnings == ["late"] and page.errors == ["failed one"]
+    early = adminapi.read_page('{"@odata.nextLink": "https://h/2", "value": [1, 2]}')
+    assert early.next_link == early.next_link_hint == "https://h/2" and early.items == [1, 2]
+    broken = adminapi.read_page('{"value": [{"A": 1}, {"B": ').objects()
+    assert next(broken) == {"A": 1}
+    with pytest.raises(ValueError):
+        next(broken)
+    assert adminapi.read_page("{}").items == [] and adminapi.read_page('{"value": null}').items == []
 
 
 # --- failures ---------------------------------------------------------------------------------

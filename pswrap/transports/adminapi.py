@@ -33,7 +33,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -288,38 +288,147 @@ def result_size(parameters: Mapping[str, Any]) -> int | None:
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+def _skip(text: str, position: int) -> int:
+    match = _WHITESPACE.match(text, position)
+    return match.end() if match else position
+
+
 class Page:
-    """One answer of ``InvokeCommand``: ``items`` (raw JSON, converted as they are handed out)."""
+    """One answer of ``InvokeCommand``, read lazily so that a page costs little more than its text.
 
-    items: list[Any]
-    next_link: str | None
-    warnings: list[str]
-    errors: list[str]
-    context: str | None = None
+    The members before ``"value"`` are read at once; :meth:`objects` then decodes the objects one
+    at a time (raw JSON, for :func:`convert`) and, once they are all read, the members after them.
+    :attr:`next_link` is final only then; :attr:`next_link_hint` is known at once (read ahead
+    from the end of the text when the link comes after the objects) so that the next page can be
+    fetched early; a hint that turns out wrong is simply not used. Malformed JSON raises
+    :class:`ValueError` where it is met.
+    """
+
+    def __init__(self, text: str, headers: Mapping[str, str] | None = None) -> None:
+        self.headers: Mapping[str, str] = headers or {}
+        self.members: dict[str, Any] = {}
+        self._text = text
+        self._position: int | None = None  # inside the "value" array, while objects remain
+        position = _skip(text, 0)
+        if not text.startswith("{", position):
+            raise ValueError(f"expected a JSON object, not {text[position : position + 20]!r}")
+        position = _skip(text, position + 1)
+        if text.startswith("}", position):
+            self._text = ""
+        else:
+            position = self._members(position, stop_at_value=True)
+        self.next_link_hint = self.next_link or (
+            self._probe_next_link() if self._position is not None else None
+        )
+
+    def _members(self, position: int, *, stop_at_value: bool) -> int:
+        text = self._text
+        while True:
+            key, position = _DECODER.raw_decode(text, position)
+            if not isinstance(key, str):
+                raise ValueError(f"expected a member name at offset {position}")
+            position = _skip(text, position)
+            if not text.startswith(":", position):
+                raise ValueError(f"expected ':' at offset {position}")
+            position = _skip(text, position + 1)
+            if stop_at_value and key == "value" and text.startswith("[", position):
+                self._position = position + 1
+                return position + 1
+            value, position = _DECODER.raw_decode(text, position)
+            self.members[key] = value
+            position = _skip(text, position)
+            if text.startswith(",", position):
+                position = _skip(text, position + 1)
+                continue
+            if text.startswith("}", position):
+                self._text = "" if self._position is None else self._text
+                return position + 1
+            raise ValueError(f"expected ',' or '}}' at offset {position}")
+
+    def _probe_next_link(self) -> str | None:
+        text = self._text
+        at = text.rfind('"@odata.nextLink"')
+        if at < 0:
+            return None
+        try:
+            _, position = _DECODER.raw_decode(text, at)
+            position = _skip(text, position)
+            if not text.startswith(":", position):
+                return None
+            link, _ = _DECODER.raw_decode(text, _skip(text, position + 1))
+        except ValueError:
+            return None
+        return link if isinstance(link, str) and link else None
+
+    def objects(self, *, converted: bool = False) -> Iterator[Any]:
+        """The objects of ``"value"`` one at a time (once): raw JSON, or with ``converted`` as
+        :func:`convert` makes them (decoded straight into pswrap's objects)."""
+        if self._position is None:
+            value = self.members.get("value")
+            values = value if isinstance(value, list) else [] if value is None else [value]
+            for item in values:
+                yield convert(item) if converted else item
+            return
+        decoder = OBJECT_DECODER if converted else _DECODER
+        text, position = self._text, _skip(self._text, self._position)
+        self._position = None
+        if text.startswith("]", position):
+            position += 1
+        else:
+            while True:
+                item, position = decoder.raw_decode(text, position)
+                yield item
+                position = _skip(text, position)
+                if text.startswith(",", position):
+                    position = _skip(text, position + 1)
+                    continue
+                if text.startswith("]", position):
+                    position += 1
+                    break
+                raise ValueError(f"expected ',' or ']' at offset {position}")
+        position = _skip(text, position)
+        if text.startswith(",", position):
+            self._members(_skip(text, position + 1), stop_at_value=False)
+        elif not text.startswith("}", position):
+            raise ValueError(f"expected ',' or '}}' at offset {position}")
+        self._text = ""
+
+    @property
+    def next_link(self) -> str | None:
+        """``@odata.nextLink`` (final once :meth:`objects` is exhausted)."""
+        link = self.members.get("@odata.nextLink")
+        return link if isinstance(link, str) and link else None
+
+    @property
+    def warnings(self) -> list[str]:
+        """The warnings read so far (body, then the ``X-Warnings`` header)."""
+        return warnings_of(self.headers, self.members)
+
+    @property
+    def errors(self) -> list[str]:
+        """``@adminapi.errors``: non-terminating errors (read so far)."""
+        errors = self.members.get("@adminapi.errors") or []
+        return [_text(e) for e in errors] if isinstance(errors, list) else [_text(errors)]
+
+    @property
+    def context(self) -> str | None:
+        context = self.members.get("@odata.context")
+        return context if isinstance(context, str) else None
+
+    @property
+    def items(self) -> list[Any]:
+        """Every object at once (reads them all: for small answers and tests)."""
+        return list(self.objects())
 
 
-def read_page(body: bytes, headers: Mapping[str, str] | None = None) -> Page:
-    """A page from a ``200`` answer; :class:`ValueError` when it is not the API's JSON."""
-    if body.startswith(b"\xef\xbb\xbf"):
-        body = body[3:]
-    data = json.loads(body)
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-    value = data.get("value", [])
-    if isinstance(value, dict):
-        value = [value]
-    elif not isinstance(value, list):
-        value = [] if value is None else [value]
-    next_link = data.get("@odata.nextLink")
-    errors = data.get("@adminapi.errors") or []
-    return Page(
-        items=value,
-        next_link=next_link if isinstance(next_link, str) and next_link else None,
-        warnings=warnings_of(headers or {}, data),
-        errors=[_text(e) for e in errors] if isinstance(errors, list) else [_text(errors)],
-        context=data.get("@odata.context") if isinstance(data.get("@odata.context"), str) else None,
-    )
+def read_page(body: bytes | str, headers: Mapping[str, str] | None = None) -> Page:
+    """A page from a ``200`` answer's body; :class:`ValueError` when it does not start as the API's JSON."""
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    return Page(text.removeprefix("\ufeff"), headers)
 
 
 def warnings_of(headers: Mapping[str, str], data: Mapping[str, Any] | None = None) -> list[str]:
@@ -366,48 +475,53 @@ def convert(value: Any) -> Any:
     annotations, which are removed), arrays lists; scalars stay as they are."""
     cls = value.__class__
     if cls is dict:
-        return _object(value)
+        return _object({k: convert(v) if v.__class__ in (dict, list) else v for k, v in value.items()})
     if cls is list:
         return [convert(v) for v in value]
     return value
 
 
 def _object(raw: dict[str, Any]) -> PSObject:
-    members: dict[str, Any] = {}
-    types: dict[str, str] | None = None
+    """A JSON object whose own values are already converted, as a :class:`PSObject`.
+
+    Also the ``object_hook`` of :data:`OBJECT_DECODER`: the JSON decoder calls it innermost first."""
+    members = {key: value for key, value in raw.items() if "@" not in key}
     own_type: list[str] | None = None
-    for key, value in raw.items():
-        if "@" in key:
+    if len(members) != len(raw):
+        types: dict[str, str] = {}
+        for key in [key for key in raw if "@" in key]:
+            value = raw[key]
+            if not isinstance(value, str):
+                continue
             name, _, annotation = key.partition("@")
-            if annotation in ("odata.type", "data.type") and isinstance(value, str):
-                if name:
-                    if types is None:
-                        types = {}
-                    # "@data.type" names the .NET type: it wins over OData's coarser "#Collection(String)".
-                    if annotation == "data.type" or name not in types:
-                        types[name] = value
-                else:
-                    if own_type is None:
-                        own_type = []
-                    own_type.append(value)
-            continue
-        cls = value.__class__
-        if cls is dict:
-            value = _object(value)
-        elif cls is list and value and value[0].__class__ in (dict, list):
-            value = [convert(v) for v in value]
-        members[key] = value
-    if types:
+            if annotation != "data.type" and annotation != "odata.type":
+                continue
+            if not name:
+                own_type = [*(own_type or ()), value]
+            elif annotation == "data.type" or name not in types:
+                # "@data.type" names the .NET type: it wins over OData's coarser "#Collection(String)".
+                types[name] = value
         for name, type_name in types.items():
             value = members.get(name)
             if value is None:
                 continue
             converter = _converter(type_name)
-            if converter is not None:
-                members[name] = _apply(converter, value)
+            if converter is None:
+                continue
+            if value.__class__ is list and not isinstance(converter, _ListOf):
+                members[name] = [None if v is None else _apply(converter, v) for v in value]
+                continue
+            try:  # noqa: SIM105 - the hot path: try/except costs less than contextlib.suppress
+                members[name] = converter(value)
+            except (ValueError, TypeError, ArithmeticError, KeyError):
+                pass  # the annotation did not fit the value: keep what the server sent
     obj = _new_psobject()
     _init_psobject(obj, members, {}, _type_names(own_type), None, _NO_VALUE)
     return obj
+
+
+#: Decodes an answer's objects straight into :class:`PSObject` s (each JSON object as it completes).
+OBJECT_DECODER = json.JSONDecoder(object_hook=_object)
 
 
 def _type_names(annotations: list[str] | None) -> tuple[str, ...]:
@@ -437,7 +551,8 @@ class _ListOf:
     __slots__ = ("element",)
 
     def __init__(self, element: Callable[[Any], Any] | None) -> None:
-        self.element = element
+        # JSON strings are already strings: a list of them needs no pass over its elements.
+        self.element = None if element is _SCALARS["string"] else element
 
     def __call__(self, value: Any) -> list[Any]:
         items: list[Any] = value if isinstance(value, list) else [value]

@@ -43,12 +43,13 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
@@ -304,7 +305,8 @@ class RestTransport(Transport):
         headers: Mapping[str, str],
         token: AccessToken,
         timeout: tuple[float, float],
-    ) -> requests.Response:
+    ) -> tuple[requests.Response, bytes]:
+        """POST and read the whole answer (into one buffer: ``.content`` would briefly hold it twice)."""
         http = self._http
         if http is None:
             raise requests.ConnectionError("the rest transport was closed")
@@ -313,15 +315,26 @@ class RestTransport(Transport):
             options["verify"] = self.ca_bundle  # given per request, it beats REQUESTS_CA_BUNDLE
         if (urlsplit(url).hostname or "") in _LOOPBACK:
             options["proxies"] = {"http": None, "https": None}
-        return http.post(
+        response = http.post(
             url,
             data=body,
             headers=headers,
             auth=_Bearer(token),
             timeout=timeout,
             allow_redirects=False,
+            stream=True,
             **options,
         )
+        raw = response.raw
+        try:
+            content = raw.read(decode_content=True) or b""
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise requests.ReadTimeout(exc, response=response) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise requests.ConnectionError(exc, response=response) from exc
+        finally:
+            raw.release_conn()  # back to the pool when the answer was read to its end
+        return response, content
 
     def _trusted(self, url: str) -> str | None:
         """Why ``url`` must not receive the token (``None``: it may)."""
@@ -398,6 +411,16 @@ def _check_base_url(url: str) -> str:
 
 def _is_guid(text: str | None) -> bool:
     return bool(text) and _GUID.match(text or "") is not None
+
+
+class _Body:
+    """A page's answer as received: its bytes (handed over once) and headers."""
+
+    __slots__ = ("content", "headers")
+
+    def __init__(self, content: bytes, headers: Mapping[str, str]) -> None:
+        self.content = content
+        self.headers = headers
 
 
 class _CmdletFailed(Exception):
@@ -478,46 +501,51 @@ class _RestExecution(Execution):
         yielded = 0
         try:
             number = 1
-            page = self._fetch(self.url, number)
+            page = self._page(self._fetch(self.url, number), number)
             while True:
-                for text in page.warnings:
-                    if text not in seen:  # the API repeats a command's warnings on every page
-                        seen.add(text)
-                        yield StreamItem("warning", WarningRecord(text))
-                for text in page.errors:
-                    yield StreamItem(
-                        "error", ErrorRecord(text, error_id="AdminApiError", activity=self.cmdlet, raw=text)
-                    )
-                next_link = page.next_link
-                if next_link is not None:
-                    self._check_link(next_link)
-                items, page.items = page.items, []
-                more = next_link is not None and (limit is None or yielded + len(items) < limit)
-                if more and transport.prefetch and not self._stopped.is_set():
-                    assert next_link is not None
-                    prefetch = _Prefetch(self._fetch, next_link, number + 1)
+                reported = yield from self._records(page, seen)
+                hint = page.next_link_hint
+                if (
+                    hint is not None
+                    and transport.prefetch
+                    and self.read_only
+                    and (limit is None or yielded + self.page_size < limit)
+                    and transport._trusted(hint) is None
+                ):
+                    prefetch = _Prefetch(self._fetch, hint, number + 1)
                     with transport._lock:
                         transport._fetchers = [t for t in transport._fetchers if t.is_alive()]
                         transport._fetchers.append(prefetch.thread)
-                for index in range(len(items)):
-                    if self._stopped.is_set():
-                        break
-                    raw, items[index] = items[index], None
-                    yield StreamItem("output", adminapi.convert(raw))
-                    yielded += 1
-                    if limit is not None and yielded >= limit:
-                        break
-                del items
+                try:
+                    for value in page.objects(converted=True):
+                        if self._stopped.is_set():
+                            break
+                        yield StreamItem("output", value)
+                        yielded += 1
+                        if limit is not None and yielded >= limit:
+                            break
+                except ValueError as exc:
+                    raise ProtocolError(
+                        f"{self.cmdlet}: page {number} of the admin API's answer broke off: {exc}"
+                    ) from None
                 if self._stopped.is_set():
                     raise _Stopped
-                if not more or (limit is not None and yielded >= limit):
+                if limit is not None and yielded >= limit:
                     break
-                assert next_link is not None
+                yield from self._records(page, seen, reported)  # members after the objects
+                next_link = page.next_link
+                if next_link is None:
+                    break
+                self._check_link(next_link)
                 number += 1
-                if prefetch is not None:
-                    page, prefetch = prefetch.result(self._stopped), None
+                if prefetch is not None and prefetch.url == next_link:
+                    body, prefetch = prefetch.result(self._stopped), None
                 else:
-                    page = self._fetch(next_link, number)
+                    if prefetch is not None:
+                        prefetch.abandon()
+                        prefetch = None
+                    body = self._fetch(next_link, number)
+                page = self._page(body, number)
             self._outcome = Outcome("completed")
         except _CmdletFailed as failure:
             self._outcome = Outcome("failed", error=failure.record)
@@ -532,6 +560,40 @@ class _RestExecution(Execution):
             with transport._lock:
                 transport._running.discard(self)
 
+    def _records(
+        self, page: adminapi.Page, seen: set[str], reported: int = 0
+    ) -> Generator[StreamItem, None, int]:
+        """The page's warnings not yet seen in this invocation, and its errors from number ``reported`` on.
+
+        Returns how many of the page's errors are reported now (the API repeats a command's warnings on
+        every page; errors are the page's own)."""
+        for text in page.warnings:
+            if text not in seen:
+                seen.add(text)
+                yield StreamItem("warning", WarningRecord(text))
+        errors = page.errors
+        for text in errors[reported:]:
+            yield StreamItem(
+                "error", ErrorRecord(text, error_id="AdminApiError", activity=self.cmdlet, raw=text)
+            )
+        return len(errors)
+
+    def _page(self, body: _Body, number: int) -> adminapi.Page:
+        """Decode a page's body (the bytes are let go as soon as the text exists)."""
+        content, body.content = body.content, b""
+        problem = f"{self.cmdlet}: the admin API's answer to page {number} is not its JSON"
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(f"{problem} ({exc})", data=content[:200]) from None
+        del content
+        try:
+            page = adminapi.Page(text.removeprefix("\ufeff"), body.headers)
+        except ValueError as exc:
+            raise ProtocolError(f"{problem} ({exc})", data=text[:200].encode()) from None
+        log.debug("%s page %d received, next page %s", self.cmdlet, number, bool(page.next_link_hint))
+        return page
+
     def _check_link(self, link: str) -> None:
         why = self._transport._trusted(link)
         if why is not None:
@@ -545,7 +607,7 @@ class _RestExecution(Execution):
 
     # --- one page, with retries, redirects and a token refresh ---
 
-    def _fetch(self, url: str, number: int) -> adminapi.Page:
+    def _fetch(self, url: str, number: int) -> _Body:
         transport = self._transport
         policy = transport.retry
         attempt = 0
@@ -568,8 +630,7 @@ class _RestExecution(Execution):
                 request_id,
             )
             try:
-                response = transport._post(target, self._body, headers, token, self._timeouts())
-                content = response.content
+                response, content = transport._post(target, self._body, headers, token, self._timeouts())
             except requests.RequestException as exc:
                 if self._stopped.is_set():
                     raise _Stopped from None
@@ -604,22 +665,9 @@ class _RestExecution(Execution):
                 target = self._follow(target, location, redirects, request_id)
                 continue
             if 200 <= status < 300:
-                try:
-                    page = adminapi.read_page(content, response.headers)
-                except (ValueError, UnicodeDecodeError) as exc:
-                    raise ProtocolError(
-                        f"{self.cmdlet}: the admin API's answer to page {number} is not its JSON ({exc})",
-                        data=content[:200],
-                    ) from None
                 self.pages += 1
-                log.debug(
-                    "%s page %d: %d objects, next page %s",
-                    self.cmdlet,
-                    number,
-                    len(page.items),
-                    bool(page.next_link),
-                )
-                return page
+                log.debug("%s page %d: %d bytes", self.cmdlet, number, len(content))
+                return _Body(content, response.headers)
             diagnostics = adminapi.parse_diagnostics(response.headers.get("x-ms-diagnostics"))
             if status == 401:
                 problem = _auth_problem(diagnostics, response.headers.get("WWW-Authenticate"), token)
@@ -880,37 +928,39 @@ class _RestExecution(Execution):
 
 
 class _Prefetch:
-    """The next page, fetched on a daemon thread while the current one is read."""
+    """The next page's answer, fetched on a daemon thread while the current page is read."""
 
-    def __init__(self, fetch: Callable[[str, int], adminapi.Page], url: str, number: int) -> None:
+    def __init__(self, fetch: Callable[[str, int], _Body], url: str, number: int) -> None:
+        self.url = url
         self._done = threading.Event()
-        self._page: adminapi.Page | None = None
+        self._body: _Body | None = None
         self._error: BaseException | None = None
         self.thread = threading.Thread(
             target=self._run, args=(fetch, url, number), name=f"pswrap-rest-page-{number}", daemon=True
         )
         self.thread.start()
 
-    def _run(self, fetch: Callable[[str, int], adminapi.Page], url: str, number: int) -> None:
+    def _run(self, fetch: Callable[[str, int], _Body], url: str, number: int) -> None:
         try:
-            self._page = fetch(url, number)
+            self._body = fetch(url, number)
         except BaseException as exc:  # handed to the reader, who raises it
             self._error = exc
         finally:
             self._done.set()
 
-    def result(self, stopped: threading.Event) -> adminapi.Page:
+    def result(self, stopped: threading.Event) -> _Body:
         while not self._done.wait(0.05):
             if stopped.is_set():
                 raise _Stopped
         if self._error is not None:
             raise self._error
-        assert self._page is not None
-        return self._page
+        body, self._body = self._body, None
+        assert body is not None
+        return body
 
     def abandon(self) -> None:
-        """Drop the page (the thread finishes its request on its own; the reader no longer waits)."""
-        self._page = None
+        """Drop the answer (the thread finishes its request on its own; the reader no longer waits)."""
+        self._body = None
 
 
 # --- classifying failures -----------------------------------------------------------------------
