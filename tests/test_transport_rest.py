@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -191,6 +192,17 @@ def test_parameters_arrive_encoded_and_take_effect(rest_transport: Make, adminap
     assert after.EmailAddresses == ["SMTP:user0000005@contoso.onmicrosoft.com", "smtp:new@contoso.com"]
     assert after.HiddenFromAddressListsEnabled is False and after.CustomAttribute3 == "Finance"
     assert after.RetainDeletedItemsFor == PSTimeSpan(days=21, hours=12)
+
+
+def test_a_cmdlet_runs_even_when_its_result_is_never_read(
+    rest_transport: Make, adminapi: AdminApi, idp: Any
+) -> None:
+    with Session(rest_transport()) as session:
+        session.invoke("Set-Mailbox", Identity="user0000008", Office="Unread")  # result dropped at once
+        deadline = time.monotonic() + 30  # a bound for a slow machine, not a timing assertion
+        while not adminapi.invocations("Set-Mailbox") and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert adminapi.store(idp.tenant).values(8)["Office"] == "Unread"
 
 
 def test_what_the_api_cannot_run_is_refused_before_any_request(

@@ -43,6 +43,7 @@ import re
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -250,7 +251,7 @@ class RestTransport(Transport):
         self._given_http = http_client
         self._http: requests.Session | None = None
         self._lock = threading.Lock()
-        self._running: set[_RestExecution] = set()
+        self._running: weakref.WeakSet[_RestExecution] = weakref.WeakSet()
         self._fetchers: list[threading.Thread] = []
 
     # --- life cycle ---
@@ -284,7 +285,8 @@ class RestTransport(Transport):
     # --- invocations ---
 
     def start(self, invocation: Invocation) -> Execution:
-        """Check and encode ``invocation`` and get a token; the first request goes when it is read.
+        """Check and encode ``invocation``, get a token and send the first request (on a thread): the
+        cmdlet runs whether or not its result is ever read, as it does in pwsh.
 
         Raises :class:`pswrap.errors.NotSupportedByTransport` for what the admin API cannot run (a
         script, pipeline input, positional arguments, a SecureString) and
@@ -294,7 +296,16 @@ class RestTransport(Transport):
         if self._http is None:
             raise InvocationNotStarted("the rest transport is not open (call open() first)")
         token = self.token_provider.get_token()
-        return _RestExecution(self, invocation, body, token)
+        execution = _RestExecution(self, invocation, body, token)
+        execution._begin()
+        return execution
+
+    def _fetch_ahead(self, fetch: Callable[[str, int], _Body], url: str, number: int) -> _Prefetch:
+        prefetch = _Prefetch(fetch, url, number)
+        with self._lock:
+            self._fetchers = [t for t in self._fetchers if t.is_alive()]
+            self._fetchers.append(prefetch.thread)
+        return prefetch
 
     # --- HTTP (used by the executions) ---
 
@@ -469,10 +480,18 @@ class _RestExecution(Execution):
         self._stopped = threading.Event()
         self._outcome: Outcome | None = None
         self._started = False
+        self._first: _Prefetch | None = None
         #: HTTP requests made, pages received, and the retries (with their reasons) so far.
         self.requests = 0
         self.pages = 0
         self.retries: list[RetryEvent] = []
+
+    def _begin(self) -> None:
+        """Send the first request now (the command runs whether or not its result is ever read)."""
+        transport = self._transport
+        with transport._lock:
+            transport._running.add(self)
+        self._first = transport._fetch_ahead(self._fetch, self.url, 1)
 
     @property
     def outcome(self) -> Outcome | None:
@@ -493,15 +512,15 @@ class _RestExecution(Execution):
             raise RuntimeError("an execution can be read only once")
         self._started = True
         transport = self._transport
-        with transport._lock:
-            transport._running.add(self)
         prefetch: _Prefetch | None = None
         seen: set[str] = set()
         limit = self._limit
         yielded = 0
         try:
             number = 1
-            page = self._page(self._fetch(self.url, number), number)
+            first, self._first = self._first, None
+            assert first is not None
+            page = self._page(first.result(self._stopped), number)
             while True:
                 reported = yield from self._records(page, seen)
                 hint = page.next_link_hint
@@ -512,10 +531,7 @@ class _RestExecution(Execution):
                     and (limit is None or yielded + self.page_size < limit)
                     and transport._trusted(hint) is None
                 ):
-                    prefetch = _Prefetch(self._fetch, hint, number + 1)
-                    with transport._lock:
-                        transport._fetchers = [t for t in transport._fetchers if t.is_alive()]
-                        transport._fetchers.append(prefetch.thread)
+                    prefetch = transport._fetch_ahead(self._fetch, hint, number + 1)
                 try:
                     for value in page.objects(converted=True):
                         if self._stopped.is_set():
