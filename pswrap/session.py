@@ -90,9 +90,10 @@ class Session:
     """A PowerShell session: a transport plus what pswrap does with the results.
 
     ``transport``: ``"local"`` (a persistent ``pwsh -s``, the default), ``"oneshot"`` (one ``pwsh``
-    per call) or a :class:`Transport` object. ``pwsh`` and ``pool_size`` configure the local ones.
-    ``timeout`` (seconds) applies to every invocation unless a call gives its own. ``on_record`` is
-    called with every record of the other streams as it arrives; records are also logged on
+    per call), ``"rest"`` (Exchange's admin REST API, no pwsh) or a :class:`Transport` object.
+    ``pwsh`` and ``pool_size`` configure the local ones. ``timeout`` (seconds) applies to every
+    invocation unless a call gives its own. ``on_record`` is called with every record of the other
+    streams as it arrives; records are also logged on
     ``pswrap.powershell``. ``on_open(session)`` runs whenever a fresh PowerShell opens (at the first
     call, and again after a fault replaced the process): the place for set-up such as connecting.
     ``templates`` is a :class:`pswrap.render.Templates` (or its directories) for :meth:`run`.
