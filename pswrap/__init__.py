@@ -14,6 +14,10 @@ __version__ = "0.1.0"
 
 from pswrap.clixml import ClixmlItem, ClixmlReader, parse_clixml
 from pswrap.errors import (
+    AdminApiAuthError,
+    AdminApiBusyError,
+    AdminApiConnectionError,
+    AdminApiError,
     ApplicationNotFoundError,
     ClixmlError,
     ConfigError,
@@ -27,6 +31,7 @@ from pswrap.errors import (
     InvocationNotStarted,
     InvocationTimeout,
     ManagedIdentityError,
+    NotSupportedByTransport,
     PowerShellError,
     ProtocolError,
     PswrapError,
@@ -103,6 +108,10 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AdminApiAuthError",
+    "AdminApiBusyError",
+    "AdminApiConnectionError",
+    "AdminApiError",
     "ApplicationNotFoundError",
     "ClixmlError",
     "ClixmlItem",
@@ -125,6 +134,7 @@ __all__ = [
     "LocalTransport",
     "ManagedIdentityError",
     "MockTransport",
+    "NotSupportedByTransport",
     "OneShotTransport",
     "Outcome",
     "PSDateTime",

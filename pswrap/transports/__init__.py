@@ -2,10 +2,13 @@
 
 ``local`` (:class:`LocalTransport`): a persistent ``pwsh -s`` spoken to over PSRP, the default.
 ``oneshot`` (:class:`OneShotTransport`): one ``pwsh -OutputFormat xml`` per call.
+``rest`` (:class:`RestTransport`): Exchange Online's admin REST API, no PowerShell at all.
 :class:`MockTransport`: built from a function, for tests.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from pswrap.transports._process import find_pwsh
 from pswrap.transports.base import Execution, Invocation, Outcome, State, StreamItem, Transport
@@ -20,8 +23,22 @@ __all__ = [
     "MockTransport",
     "OneShotTransport",
     "Outcome",
+    "RestTransport",
+    "RetryPolicy",
     "State",
     "StreamItem",
     "Transport",
     "find_pwsh",
 ]
+
+if TYPE_CHECKING:
+    from pswrap.transports.rest import RestTransport, RetryPolicy
+
+
+def __getattr__(name: str) -> Any:
+    # The rest transport pulls in requests (~0.1 s): load it when first asked for.
+    if name in ("RestTransport", "RetryPolicy"):
+        from pswrap.transports import rest
+
+        return getattr(rest, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
