@@ -1,12 +1,23 @@
-"""pswrap: run Exchange Online and any PowerShell from Python, with typed objects back."""
+"""pswrap: run Exchange Online and any PowerShell from Python, with typed objects back.
+
+The object model, the errors and the CLIXML reader load with the package; the sessions, transports,
+tokens and templates (which bring MSAL, cryptography, Jinja2 and psrpcore) load on first use, so
+reading CLIXML stays light.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 from pswrap.clixml import ClixmlItem, ClixmlReader, parse_clixml
-from pswrap.config import Settings
 from pswrap.errors import (
+    AdminApiAuthError,
+    AdminApiBusyError,
+    AdminApiConnectionError,
+    AdminApiError,
     ApplicationNotFoundError,
     ClixmlError,
     ConfigError,
@@ -20,6 +31,7 @@ from pswrap.errors import (
     InvocationNotStarted,
     InvocationTimeout,
     ManagedIdentityError,
+    NotSupportedByTransport,
     PowerShellError,
     ProtocolError,
     PswrapError,
@@ -31,7 +43,6 @@ from pswrap.errors import (
     WinRMAuthenticationError,
     WinRMError,
 )
-from pswrap.exchange import ExchangeOnline
 from pswrap.objects import (
     DebugRecord,
     ErrorRecord,
@@ -53,21 +64,58 @@ from pswrap.objects import (
     XmlDocument,
     to_jsonable,
 )
-from pswrap.render import Script, Templates, ps_literal, render_template
 from pswrap.secret import Secret
-from pswrap.session import Result, Session
-from pswrap.transports import (
-    Invocation,
-    LocalTransport,
-    MockTransport,
-    OneShotTransport,
-    Outcome,
-    StreamItem,
-    Transport,
-    WinRMTransport,
-)
+
+if TYPE_CHECKING:
+    from pswrap.config import Settings
+    from pswrap.exchange import ExchangeOnline
+    from pswrap.render import Script, Templates, ps_literal, render_template
+    from pswrap.session import Result, Session
+    from pswrap.transports import (
+        Invocation,
+        LocalTransport,
+        MockTransport,
+        OneShotTransport,
+        Outcome,
+        StreamItem,
+        Transport,
+        WinRMTransport,
+    )
+
+_LAZY = {
+    "Settings": "pswrap.config",
+    "ExchangeOnline": "pswrap.exchange",
+    "Script": "pswrap.render",
+    "Templates": "pswrap.render",
+    "ps_literal": "pswrap.render",
+    "render_template": "pswrap.render",
+    "Result": "pswrap.session",
+    "Session": "pswrap.session",
+    "Invocation": "pswrap.transports",
+    "LocalTransport": "pswrap.transports",
+    "MockTransport": "pswrap.transports",
+    "OneShotTransport": "pswrap.transports",
+    "Outcome": "pswrap.transports",
+    "StreamItem": "pswrap.transports",
+    "Transport": "pswrap.transports",
+    "WinRMTransport": "pswrap.transports",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pswrap' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
+    "AdminApiAuthError",
+    "AdminApiBusyError",
+    "AdminApiConnectionError",
+    "AdminApiError",
     "ApplicationNotFoundError",
     "ClixmlError",
     "ClixmlItem",
@@ -90,6 +138,7 @@ __all__ = [
     "LocalTransport",
     "ManagedIdentityError",
     "MockTransport",
+    "NotSupportedByTransport",
     "OneShotTransport",
     "Outcome",
     "PSDateTime",

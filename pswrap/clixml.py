@@ -68,7 +68,11 @@ _CHUNK = 64 * 1024
 
 
 class ClixmlItem(NamedTuple):
-    """One top-level object and the stream it was written to (``"output"``, ``"error"``, …)."""
+    """One top-level object and the stream it was written to (``"output"``, ``"error"``, …).
+
+    Text found between the top-level elements (a program writing to the console while PowerShell
+    wrote the document) comes as stream ``"text"`` with the text as its value.
+    """
 
     stream: str
     value: Any
@@ -535,7 +539,11 @@ class ClixmlReader:
         def on_text(data: str) -> None:
             nonlocal prim_text
             if prim_name is None:
-                return  # whitespace between elements
+                # Between elements: whitespace, or text something wrote straight to the console in the
+                # middle of the document. That is kept as a "text" item rather than dropped.
+                if len(stack) == 1 and not data.isspace():
+                    items.append(ClixmlItem("text", data))
+                return
             if prim_text is None:
                 prim_text = data
             elif prim_text.__class__ is list:

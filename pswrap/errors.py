@@ -301,3 +301,103 @@ class ExchangeConnectError(ExchangeError):
     ) -> None:
         self.causes = causes
         super().__init__(message, action=action, record=record)
+
+
+class NotSupportedByTransport(PswrapError, ValueError):
+    """The transport cannot run the invocation as given (a script over the admin API, a SecureString…).
+
+    ``transport`` is the transport's name, ``what`` the part it cannot run, ``action`` what to do instead.
+    """
+
+    def __init__(self, message: str, *, transport: str, what: str, action: str | None = None) -> None:
+        self.transport = transport
+        self.what = what
+        self.action = action
+        super().__init__(f"{message}\n  -> {action}" if action else message)
+
+
+class AdminApiError(TransportError):
+    """Exchange's admin REST API refused or failed a request before a cmdlet could answer.
+
+    ``status`` is the HTTP status (``None`` when no answer came), ``reason`` the server's own words
+    (the ``x-ms-diagnostics`` reason, or the body), ``cmdlet`` the cmdlet, ``request_id`` the
+    ``client-request-id`` of the failed request (quote it to Microsoft support), ``may_have_run``
+    whether the cmdlet may have run anyway (``False``: it provably did not), ``action`` what to do.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str | None = None,
+        cmdlet: str | None = None,
+        request_id: str | None = None,
+        may_have_run: bool = False,
+        action: str | None = None,
+        partial: Any = None,
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.cmdlet = cmdlet
+        self.request_id = request_id
+        self.may_have_run = may_have_run
+        self.action = action
+        text = message
+        if request_id:
+            text = f"{text} (client-request-id {request_id})"
+        if action:
+            text = f"{text}\n  -> {action}"
+        super().__init__(text, partial=partial)
+
+
+class AdminApiAuthError(AdminApiError, InvocationNotStarted):
+    """HTTP 401 from the admin API: the access token was refused, so nothing ran.
+
+    ``problem`` says why: ``"expired_token"`` (still refused after one fresh token),
+    ``"missing_permission"`` (no ``Exchange.ManageAsApp`` in the token's roles), ``"wrong_audience"``,
+    ``"wrong_tenant"`` or ``"invalid_token"``.
+    """
+
+    def __init__(self, message: str, *, problem: str, **facts: Any) -> None:
+        self.problem = problem
+        super().__init__(message, **facts)
+
+
+class AdminApiBusyError(AdminApiError):
+    """The admin API was throttling (429, "maximum number of concurrent requests") or unavailable (5xx).
+
+    ``retry_after`` is the server's ``Retry-After`` in seconds (``None`` when it gave none),
+    ``attempts`` how many requests were made, and ``not_retried`` why pswrap stopped retrying
+    (a mutating cmdlet that may have run, the attempt or time cap…).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        attempts: int = 1,
+        not_retried: str | None = None,
+        **facts: Any,
+    ) -> None:
+        self.retry_after = retry_after
+        self.attempts = attempts
+        self.not_retried = not_retried
+        super().__init__(message, **facts)
+
+
+class AdminApiConnectionError(AdminApiError):
+    """The admin API could not be reached, or the connection broke before an answer arrived.
+
+    ``problem`` names what failed (``"connection refused"``, ``"connection dropped"``, ``"TLS failure"``,
+    ``"unsafe redirect"``…); ``attempts`` how many requests were made; ``not_retried`` why no more.
+    """
+
+    def __init__(
+        self, message: str, *, problem: str, attempts: int = 1, not_retried: str | None = None, **facts: Any
+    ) -> None:
+        self.problem = problem
+        self.attempts = attempts
+        self.not_retried = not_retried
+        super().__init__(message, **facts)

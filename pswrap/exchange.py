@@ -13,7 +13,7 @@ $AccessToken -Organization $Organization`` with both **bound as parameters** (th
 token it was given, so before a call would start with a token inside the refresh margin, pswrap gets
 a new one and connects again — between calls, never during one. A call that fails because Exchange
 rejected the token anyway (a 401) is run again after reconnecting only when it is a read
-(:data:`pswrap.cmdlets.READ_VERBS`); throttled reads are retried with backoff. Nothing else is run
+(:data:`pswrap.verbs.READ_VERBS`); throttled reads are retried with backoff. Nothing else is run
 twice, and the error then says why.
 
 Transports: ``local`` (a persistent ``pwsh -s``, the default), ``oneshot`` (one ``pwsh`` per call,
@@ -36,7 +36,6 @@ from types import TracebackType
 from typing import Any
 
 from pswrap.auth import AccessToken, TokenProvider, get_token_provider
-from pswrap.cmdlets import is_read
 from pswrap.config import Settings
 from pswrap.errors import (
     ConfigError,
@@ -48,6 +47,7 @@ from pswrap.errors import (
 from pswrap.objects import ErrorRecord, Record
 from pswrap.session import Result, Session, get_transport
 from pswrap.transports.base import Execution, Invocation, Outcome, Transport
+from pswrap.verbs import is_read_only
 
 __all__ = ["MINIMUM_MODULE_VERSION", "ExchangeOnline"]
 
@@ -154,7 +154,11 @@ class ExchangeOnline:
             return get_transport("local", pwsh=pwsh, pool_size=1, **options)
         if chosen == "oneshot":
             return get_transport("oneshot", pwsh=pwsh, **options)
-        if chosen in ("rest", "winrm"):
+        if chosen == "rest":
+            from pswrap.transports.rest import RestTransport
+
+            return RestTransport(self.settings, self.provider, **options)
+        if chosen == "winrm":
             factory = _optional_transport(chosen)
             if factory is None:
                 raise ConfigError(f"the {chosen!r} transport is not part of this pswrap installation")
@@ -190,7 +194,11 @@ class ExchangeOnline:
                 self.session.close()
 
     def __enter__(self) -> ExchangeOnline:
-        return self.open()
+        try:
+            return self.open()
+        except BaseException:
+            self.close()  # __exit__ will not run
+            raise
 
     def __exit__(
         self,
@@ -285,7 +293,7 @@ class ExchangeOnline:
     ) -> Callable[[Outcome, Result], Execution | Outcome | None]:
         """What to do when the call fails: reconnect, run a read again, or say why not."""
         attempts = {"auth": 0, "throttled": 0}
-        read = not invocation.is_script and is_read(invocation.command, invocation.parameters)
+        read = not invocation.is_script and is_read_only(invocation.command, invocation.parameters)
 
         def restart(outcome: Outcome, result: Result) -> Execution | Outcome | None:
             record = outcome.error
@@ -342,10 +350,18 @@ class ExchangeOnline:
         return sorted({_version_text(module) for module in found})
 
     def _on_open(self, session: Session) -> None:
-        """A fresh PowerShell opened (the first call, or after a fault): connect it."""
+        """A fresh PowerShell opened (the first call, or after a fault): connect it.
+
+        When connecting fails the process is ended, so no pwsh is left behind; the next call starts
+        afresh.
+        """
         with self._lock:
             self._connected = None
-            self._connect(self.provider.get_token())
+            try:
+                self._connect(self.provider.get_token())
+            except BaseException:
+                session.transport.close()
+                raise
 
     def _ensure_fresh_token(self) -> None:
         token = self.provider.get_token()

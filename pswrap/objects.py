@@ -679,7 +679,7 @@ def _jsonable(value: Any, active: set[int]) -> Any:
     if isinstance(value, PSTimeSpan):
         return str(value)
     if isinstance(value, _dt.timedelta):
-        return str(PSTimeSpan(value))
+        return str(PSTimeSpan(days=value.days, seconds=value.seconds, microseconds=value.microseconds))
     if isinstance(value, (uuid.UUID, Version)):
         return str(value)
     if isinstance(value, (bytes, bytearray)):

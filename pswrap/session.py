@@ -52,12 +52,13 @@ _LOG_LEVELS = {
     "information": logging.INFO,
 }
 
-TRANSPORTS = ("local", "oneshot", "winrm")
+TRANSPORTS = ("local", "oneshot", "winrm", "rest")
 
 
 def get_transport(transport: str | Transport = "local", **options: Any) -> Transport:
     """The transport called ``transport`` (``"local"``: server mode, ``"oneshot"``, ``"winrm"``: a remote
-    host, see :class:`pswrap.WinRMTransport`), built with ``options``.
+    host, see :class:`pswrap.WinRMTransport`; ``"rest"``: Exchange's admin API from
+    :meth:`pswrap.Settings.load`), built with ``options``.
 
     A :class:`Transport` object is returned as it is (``options`` must then be empty).
     """
@@ -87,6 +88,12 @@ def get_transport(transport: str | Transport = "local", **options: Any) -> Trans
             raise ConfigError("the winrm transport needs host=… (the remote runner host)")
         _check_options(WinRMTransport, options)
         return WinRMTransport(**options)
+    if transport == "rest":
+        from pswrap.transports.rest import RestTransport
+
+        if options:
+            raise ConfigError(f"the rest transport runs no pwsh: {', '.join(sorted(options))} does not apply")
+        return RestTransport()
     if isinstance(transport, str):
         raise ConfigError(f"unknown transport {transport!r}: choose one of {', '.join(TRANSPORTS)}")
     raise TypeError(f"transport must be a name or a Transport, not {type(transport).__name__}")
@@ -106,10 +113,10 @@ class Session:
 
     ``transport``: ``"local"`` (a persistent ``pwsh -s``, the default), ``"oneshot"`` (one ``pwsh``
     per call), ``"winrm"`` (a remote host; its options, such as ``host``, ``username`` and ``password``,
-    go in ``transport_options``) or a :class:`Transport` object. ``pwsh`` and ``pool_size`` configure
-    the local ones.
-    ``timeout`` (seconds) applies to every invocation unless a call gives its own. ``on_record`` is
-    called with every record of the other streams as it arrives; records are also logged on
+    go in ``transport_options``), ``"rest"`` (Exchange's admin REST API, no pwsh) or a
+    :class:`Transport` object. ``pwsh`` and ``pool_size`` configure the local ones. ``timeout``
+    (seconds) applies to every invocation unless a call gives its own. ``on_record`` is called with
+    every record of the other streams as it arrives; records are also logged on
     ``pswrap.powershell``. ``on_open(session)`` runs whenever a fresh PowerShell opens (at the first
     call, and again after a fault replaced the process): the place for set-up such as connecting.
     ``templates`` is a :class:`pswrap.render.Templates` (or its directories) for :meth:`run`.
@@ -175,7 +182,11 @@ class Session:
         return not self._closed and self.transport.healthy
 
     def __enter__(self) -> Session:
-        return self.open()
+        try:
+            return self.open()
+        except BaseException:
+            self.close()  # __exit__ will not run: do not leave a pwsh behind
+            raise
 
     def __exit__(
         self,
@@ -340,6 +351,24 @@ class Result:
                     self._pull()
                     continue
             index += 1
+            yield value
+        self._raise_failure()
+
+    def stream(self) -> Iterator[Any]:
+        """Output objects as they arrive, handed over and not kept: memory stays flat however many come.
+
+        Records of the other streams are still kept. Afterwards :attr:`output` holds only objects that
+        were not streamed. Raises the invocation's failure at the end, as iterating does.
+        """
+        while True:
+            with self._lock:
+                if self._output:
+                    value = self._output.pop(0)
+                elif self._items is None:
+                    break
+                else:
+                    self._pull()
+                    continue
             yield value
         self._raise_failure()
 

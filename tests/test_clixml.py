@@ -318,6 +318,15 @@ def test_streams_are_tagged_case_insensitively_and_default_to_output() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
+def test_text_between_objects_is_kept_not_dropped() -> None:
+    items = list(parse_clixml(doc("<S>a</S>\n  console noise\n<S>b</S>")))
+    assert [(i.stream, i.value.strip() if i.stream == "text" else i.value) for i in items] == [
+        ("output", "a"),
+        ("text", "console noise"),
+        ("output", "b"),
+    ]
+
+
 def test_header_crlf_bom_and_several_documents() -> None:
     text = "#< CLIXML\r\n#< CLIXML\r\n" + doc("<I32>1</I32>") + "\r\n#< CLIXML\r\n" + doc("<I32>2</I32>")
     assert values(text) == [1, 2]

@@ -122,6 +122,7 @@ def test_json_mapping() -> None:
         "obj": mailbox(),
         "when": PSDateTime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
         "span": PSTimeSpan(ticks=10_000_000),
+        "plain span": dt.timedelta(days=1, microseconds=5),
         "money": Decimal("1.10"),
         "bytes": b"\x00\x01",
         "nan": float("nan"),
@@ -133,6 +134,7 @@ def test_json_mapping() -> None:
     assert data["obj"]["PrimarySmtpAddress"] == "bob@contoso.com"
     assert data["when"] == "2024-01-02T03:04:05+00:00"
     assert data["span"] == "00:00:01"
+    assert data["plain span"] == "1.00:00:00.0000050"
     assert data["money"] == "1.10"
     assert data["bytes"] == "AAE="
     assert data["nan"] == "NaN"

@@ -297,3 +297,13 @@ def test_a_call_that_never_reached_powershell_is_retried_once_on_a_fresh_one() -
         transport.failures = 2
         with pytest.raises(InvocationNotStarted):  # only once: a second failure is reported
             session.invoke("Get-B")
+
+
+def test_a_with_block_that_cannot_open_leaves_nothing_open() -> None:
+    def refuse(session: Session) -> None:
+        raise TransportError("connect failed")
+
+    transport = MockTransport(echo)
+    with pytest.raises(TransportError, match="connect failed"), Session(transport, on_open=refuse):
+        pass
+    assert transport.opened == 1 and not transport.healthy  # __exit__ never ran; __enter__ closed it

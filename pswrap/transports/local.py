@@ -218,7 +218,7 @@ class _Connection:
         self._closing = True
         grace = self.stop_grace
         if self._broken is None and self.process.returncode is None and self.client.opened:
-            running = [p for p in list(self.client.pipelines.values()) if not p.finished]
+            running = [p for p in list(self.client.pipelines.values()) if p.started and not p.finished]
             for pipeline in running:
                 self.stop(pipeline)
             self._wait(lambda: all(p.finished for p in running), grace)

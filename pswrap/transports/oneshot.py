@@ -183,6 +183,7 @@ class _OneShotExecution(Execution):
         self._tail = StreamTail()
         self._error_lines: list[str] = []
         self._terminating: Any = None
+        self._stdout_seen = False
         self._stopped = False
         self._timed_out = False
         self._outcome: Outcome | None = None
@@ -265,6 +266,12 @@ class _OneShotExecution(Execution):
             )
         if self._error_lines and code != 0:
             return Outcome("failed", error=error_record("".join(self._error_lines).strip()))
+        if code != 0 and not self._stdout_seen:
+            raise TransportError(
+                f"pwsh (pid {self.process.pid}) exited with code {code} without running "
+                f"{invocation.description} (it wrote no output document)",
+                stderr_tail=tail,
+            )
         return Outcome("completed", exit_code=code or None)
 
     def _read_stdout(self) -> None:
@@ -277,6 +284,7 @@ class _OneShotExecution(Execution):
                 data = stdout.read(65536)
                 if not data:
                     break
+                self._stdout_seen = True
                 try:
                     items = reader.feed(data)
                 except ClixmlError as exc:  # something that is not CLIXML: garbage

@@ -237,7 +237,12 @@ class PSRPClient:
             if not self.opened:
                 raise TransportError(f"the runspace pool is {self.state}, not Opened")
             powershell = psrpcore.ClientPowerShell(
-                self._pool, host=_PIPELINE_HOST, no_input=inputs is None, pipeline_id=pipeline.id
+                self._pool,
+                host=_PIPELINE_HOST,
+                no_input=inputs is None,
+                # Records carry where they happened ("At line:1 char:5"), as they do in one-shot mode.
+                remote_stream_options=ps.RemoteStreamOptions.AddInvocationInfo,
+                pipeline_id=pipeline.id,
             )
             command = psrpcore.Command(pipeline.invocation.command, is_script=pipeline.invocation.is_script)
             for value in arguments:

@@ -1,0 +1,164 @@
+"""Session scenarios shared by the stand-in tests and the real-pwsh tests: one script, both peers.
+
+Each ``check_*`` runs a scenario on an open :class:`pswrap.Session` and asserts what a user sees.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from pswrap import (
+    InvocationTimeout,
+    PowerShellError,
+    PSDateTime,
+    PSObject,
+    PSTimeSpan,
+    SecureString,
+    Session,
+    Version,
+)
+
+EVERY_STREAM = """
+param($Name)
+$VerbosePreference = 'Continue'
+$DebugPreference = 'Continue'
+"hello $Name"
+Write-Error 'an error'
+Write-Warning 'a warning'
+Write-Verbose 'some detail'
+Write-Debug 'internals'
+Write-Information 'for your information'
+Write-Progress -Activity 'Copying' -Status 'half way' -PercentComplete 50
+'bye'
+"""
+
+
+def check_every_stream(session: Session) -> None:
+    """Output and every other stream come back typed, in their own lists (progress when asked for)."""
+    result = session.script(EVERY_STREAM, Name="bob")
+    assert result.output == ["hello bob", "bye"]
+    assert [e.message for e in result.errors] == ["an error"]
+    assert result.errors[0].activity == "Write-Error"
+    assert [w.message for w in result.warnings] == ["a warning"]
+    assert [v.message for v in result.verbose] == ["some detail"]
+    assert [d.message for d in result.debug] == ["internals"]
+    assert [i.message for i in result.information] == ["for your information"]
+    assert [(p.activity, p.message, p.percent_complete) for p in result.progress] == [
+        ("Copying", "half way", 50)
+    ]
+    assert result.state == "completed" and result.exit_code is None and result.error is None
+
+
+ROUND_TRIP: dict[str, Any] = {
+    "text": "multi\nline ’quoted’ _x0041_ é 🎵 <&>",
+    "empty": "",
+    "int": 42,
+    "big": 2**40,
+    "negative": -7,
+    "float": 0.1,
+    "decimal": Decimal("1291921.101291"),
+    "true": True,
+    "false": False,
+    "bytes": b"\x00\xffabc",
+    "guid": uuid.UUID("9f3ad1c2-5b7e-4c1a-8e2f-0a1b2c3d4e5f"),
+    "date": PSDateTime(2024, 2, 29, 23, 59, 58, 123456, nanosecond=700),
+    "utc": PSDateTime(2024, 1, 1, 12, tzinfo=dt.timezone.utc),
+    "span": PSTimeSpan(ticks=1_234_567_890_123),
+    "version": Version(1, 2, 3),
+    "list": [1, "two", [3]],
+    "table": {"Name": "x", "Nested": {"n": 1}},
+}
+
+
+def check_round_trip(session: Session, name: str) -> None:
+    """A parameter value of each type comes back from PowerShell equal, and of the same type."""
+    value = ROUND_TRIP[name]
+    (back,) = session.script("param($Value) Write-Output -NoEnumerate $Value", Value=value).output
+    assert back == value
+    assert type(back) is type(value)
+
+
+def check_secure_strings_and_objects(session: Session, secret: str) -> None:
+    """A SecureString parameter arrives as a SecureString (and comes back as one); objects keep members."""
+    script = "param($Secret, $Thing) $Secret; $Secret.Length; $Thing.Note"
+    thing = PSObject(extended={"Note": "n"}, type_names=("My.Type",))
+    back, length, note = session.script(script, Secret=SecureString(secret), Thing=thing).output
+    assert isinstance(back, SecureString) and back.reveal() == secret
+    assert length == len(secret) and note == "n"
+
+
+def check_positional_named_and_input(session: Session) -> None:
+    assert session.invoke("Write-Output", "a", 2).output == ["a", 2]
+    assert session.invoke("Write-Output", InputObject=["b", 3]).output == ["b", 3]
+    assert session.invoke("Write-Output", input=[4, "five"]).output == [4, "five"]
+    assert session.script("@($input) | Write-Output", input=["x", "y"]).output == ["x", "y"]
+    assert session.invoke("Write-Output", InputObject=[1, 2], NoEnumerate=True).output == [[1, 2]]
+
+
+def check_terminating_error(session: Session) -> None:
+    """A terminating error raises PowerShellError with its record, keeping what came before."""
+    result = session.script("'before'; throw 'boom'; 'never'")
+    with pytest.raises(PowerShellError, match="boom") as caught:
+        result.wait()
+    assert caught.value.record.message == "boom"
+    assert caught.value.partial is result and result.output == ["before"]
+    assert result.state == "failed" and result.error is caught.value.record
+    assert session.invoke("Write-Output", "next").output == ["next"]  # the session goes on
+
+
+def check_exit_codes(session: Session) -> None:
+    result = session.script("'out'; exit 7; 'never'")
+    assert result.output == ["out"] and result.exit_code == 7 and result.state == "completed"
+    assert session.script("'fine'").exit_code is None
+    assert session.invoke("Write-Output", 1).output == [1]
+
+
+def check_stop(session: Session) -> None:
+    result = session.script("'started'; Start-Sleep -Seconds 60; 'finished'")
+    assert next(iter(result)) == "started"
+    result.stop()
+    assert result.state == "stopped" and result.output == ["started"]
+    assert session.invoke("Write-Output", "next").output == ["next"]
+
+
+def check_timeout(session: Session) -> None:
+    result = session.script("'started'; Start-Sleep -Seconds 60; 'finished'", timeout=1)
+    with pytest.raises(InvocationTimeout, match="timeout of 1 s") as caught:
+        result.wait()
+    assert caught.value.timeout == 1 and caught.value.partial is result
+    assert result.output == ["started"]
+    assert session.invoke("Write-Output", "next").output == ["next"]
+
+
+def check_three_at_once(session: Session) -> None:
+    """On a pool of three, three invocations run at once: each starts while the others still sleep.
+
+    With one runspace the second could only start after the first had finished ("finished 0"), so
+    all three stopping with nothing but "started" proves the overlap without timing anything.
+    """
+    script = 'param($n) "started $n"; Start-Sleep -Seconds 60; "finished $n"'
+    results = [session.script(script, n=i) for i in range(3)]
+    assert [next(iter(r)) for r in results] == ["started 0", "started 1", "started 2"]
+    for r in results:
+        r.stop()
+    assert [r.state for r in results] == ["stopped"] * 3
+    assert [r.output for r in results] == [["started 0"], ["started 1"], ["started 2"]]
+
+
+def check_prompts_refused(session: Session) -> None:
+    """A prompt cannot hang a non-interactive session: it fails, saying why."""
+    result = session.script("'before'; Read-Host 'Your name'")
+    try:
+        result.wait()
+    except PowerShellError as exc:
+        messages = [exc.record.message]
+    else:
+        messages = []
+    messages += [e.message for e in result.errors]
+    assert result.output == ["before"]
+    assert any("not interactive" in m or "NonInteractive" in m for m in messages), messages
