@@ -473,3 +473,20 @@ def test_https_refuses_a_certificate_it_cannot_check(wsman_https: WSManHost) -> 
 def test_https_without_checking_when_told_so(wsman_https: WSManHost) -> None:
     with Session(transport_for(wsman_https, verify=False)) as session:
         assert session.invoke("Write-Output", "unchecked").output == ["unchecked"]
+
+
+def test_basic_authentication_over_https(wsman_https: WSManHost) -> None:
+    transport = transport_for(
+        wsman_https, auth="basic", ca_bundle=wsman_https.standin.ca_path, user="CONTOSO\\bob"
+    )
+    with Session(transport) as session:
+        assert session.invoke("Write-Output", "basic").output == ["basic"]
+    assert {r.user for r in wsman_https.requests} == {"CONTOSO\\bob"} and wsman_https.counts[
+        "handshakes"
+    ] == 0
+    wrong = transport_for(
+        wsman_https, auth="basic", ca_bundle=wsman_https.standin.ca_path, password="nope-123456"
+    )
+    with pytest.raises(WinRMAuthenticationError, match="basic authentication") as caught:
+        Session(wrong).open()
+    assert "nope-123456" not in str(caught.value)

@@ -114,6 +114,7 @@ class WSManStandin:
         stall_limit: float = 30.0,
         idle_connection_timeout: float = 120.0,
         tls: ssl.SSLContext | None = None,
+        basic: bool = False,
         powershell: StandinConfig | None = None,
     ) -> None:
         self.users_file = users_file
@@ -128,6 +129,8 @@ class WSManStandin:
         self.idle_connection_timeout = idle_connection_timeout
         #: HTTPS (a WinRM HTTPS listener) when given: TLS protects the messages, so they are not sealed.
         self.tls = tls
+        #: Basic authentication is offered too (WinRM's Auth/Basic; over HTTP only with AllowUnencrypted).
+        self.basic = basic
         #: The PowerShell stand-in's configuration (switches, extensions) for shells created from now on.
         self.powershell = powershell or StandinConfig()
         self._lock = threading.Lock()
@@ -381,7 +384,28 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _challenge(self, token: bytes | None = None) -> None:
         offer = "Negotiate" if token is None else f"Negotiate {base64.b64encode(token).decode('ascii')}"
-        self._reply(401, headers={"WWW-Authenticate": offer})
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", offer)
+        if token is None and self.standin.basic:
+            self.send_header("WWW-Authenticate", 'Basic realm="WSMAN"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _basic(self, credentials: str) -> str | None:
+        """The user a Basic ``Authorization`` names, when the password is right."""
+        try:
+            user, _, password = (
+                base64.b64decode(credentials.strip(), validate=True).decode("utf-8").partition(":")
+            )
+        except (binascii.Error, ValueError):
+            return None
+        for line in self.standin.users_file.read_text(encoding="utf-8").splitlines():
+            domain, _, rest = line.partition(":")
+            name, _, secret = rest.partition(":")
+            known = f"{domain}\\{name}" if domain else name
+            if known.casefold() == user.casefold() and secret == password:
+                return known
+        return None
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -406,7 +430,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         final_token = None
         authorization = self.headers.get("Authorization")
-        if authorization:
+        basic_user = None
+        if authorization and authorization.partition(" ")[0].lower() == "basic" and standin.basic:
+            basic_user = (
+                None if standin.faults.reject_credentials else self._basic(authorization.partition(" ")[2])
+            )
+            if basic_user is None:
+                standin.count("auth_failures")
+                self._challenge()
+                return
+            self.user = basic_user
+        elif authorization:
             scheme, _, token_text = authorization.partition(" ")
             if scheme.lower() != "negotiate":
                 self._challenge()
