@@ -3,7 +3,9 @@
 Layout (one concern per module):
 
 * ``server.py`` - the host: HTTP/1.1 with Negotiate (NTLM) authentication per connection through
-  pyspnego's acceptor, message encryption, request recording and counting, fault switches.
+  pyspnego's acceptor, message encryption (or HTTPS, optionally with Basic), request recording and
+  counting, fault switches.
+* ``commands.py`` - commands only a host can offer the tests (``Wait-Rendezvous``).
 * ``encryption.py`` - the ``multipart/encrypted`` bodies of WinRM message encryption.
 * ``soap.py`` - request envelopes in, answers and WSMan faults out.
 * ``shells.py`` - Create / Command / Send / Receive / Signal / Delete / Get on shells, each hosting the
@@ -11,7 +13,7 @@ Layout (one concern per module):
 
 Use it through the fixture ``wsman_standin`` (``tests/fixtures/wsman.py``)::
 
-    def test_something(wsman_standin):
+    def test_something(wsman_standin):              # wsman_https: the HTTPS listener
         transport = WinRMTransport(**wsman_standin.transport_options())   # host, port, http, ntlm, user…
         wsman_standin.set_faults(drop_receive=2)       # switches: see server.Faults
         wsman_standin.counts["Receive"], wsman_standin.received, wsman_standin.scripts

@@ -1,4 +1,5 @@
-"""The WinRM host: HTTP on 127.0.0.1 with Negotiate (NTLM) authentication and message encryption.
+"""The WinRM host: HTTP on 127.0.0.1 with Negotiate (NTLM) authentication and message encryption
+(or an HTTPS listener, which can offer Basic authentication too).
 
 Authentication is per TCP connection, as on Windows: a request without credentials is answered
 ``401`` with ``WWW-Authenticate: Negotiate``; the client's tokens go through pyspnego's acceptor (users
