@@ -490,3 +490,22 @@ def test_basic_authentication_over_https(wsman_https: WSManHost) -> None:
     with pytest.raises(WinRMAuthenticationError, match="basic authentication") as caught:
         Session(wrong).open()
     assert "nope-123456" not in str(caught.value)
+
+
+def test_a_bug_while_receiving_fails_the_call_instead_of_hanging(
+    session: Session, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = wsman.parse_receive
+    calls = []
+
+    def broken_once(body: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return real(body)
+
+    monkeypatch.setattr(wsman, "parse_receive", broken_once)
+    with pytest.raises(WinRMError, match="pswrap failed receiving the output of Write-Output: RuntimeError"):
+        session.invoke("Write-Output", 1).wait()
+    assert "receiving the output of Write-Output failed" in caplog.text
+    assert session.invoke("Write-Output", 2).output == [2]

@@ -477,9 +477,8 @@ class Shell:
                 try:
                     received = wsman.parse_receive(answer)
                     with client.lock:
-                        finished = []
                         for data in received.data:
-                            finished += client.receive(
+                            client.receive(
                                 psrpcore.PSRPPayload(data, psrpcore.StreamType.default, pipeline.id)
                             )
                 except (ValueError, ProtocolError) as exc:
@@ -501,6 +500,13 @@ class Shell:
                             operation=operation,
                         )
                     )
+        except Exception as exc:  # a pswrap bug: still end the invocation, and say what happened
+            log.exception("receiving the output of %s failed", description)
+            pipeline.fail(
+                WinRMError(
+                    f"pswrap failed receiving the output of {description}: {exc!r}", url=self.transport.url
+                )
+            )
         finally:
             self._terminate(pipeline)
             self._receivers.pop(pipeline.id, None)
