@@ -240,14 +240,7 @@ class ExchangeOnline:
         """
         if self._closed:
             raise PswrapError("this Exchange Online session is closed")
-        invocation = Invocation(
-            command,
-            parameters=parameters,
-            arguments=arguments,
-            input=None if input is None else list(input),
-            timeout=self.session.timeout if timeout is None else timeout,
-            progress=self.session.progress,
-        )
+        invocation = self.session.command(command, *arguments, input=input, timeout=timeout, **parameters)
         if self.transport_name == "oneshot":
             build: Callable[[], Invocation] = lambda: self._oneshot(invocation)  # noqa: E731
         else:

@@ -217,15 +217,25 @@ class Session:
         ``timeout``); PowerShell's parameters keep their usual capitals (``Timeout=5`` reaches
         PowerShell). The command starts now; the result fills as it is read.
         """
-        return self._start(
-            Invocation(
-                command,
-                parameters=parameters,
-                arguments=arguments,
-                input=None if input is None else list(input),
-                timeout=self.timeout if timeout is None else timeout,
-                progress=self.progress,
-            )
+        return self._start(self.command(command, *arguments, input=input, timeout=timeout, **parameters))
+
+    def command(
+        self,
+        command: str,
+        /,
+        *arguments: Any,
+        input: Iterable[Any] | None = None,
+        timeout: float | None = None,
+        **parameters: Any,
+    ) -> Invocation:
+        """The :class:`Invocation` :meth:`invoke` would start, with this session's defaults applied."""
+        return Invocation(
+            command,
+            parameters=parameters,
+            arguments=arguments,
+            input=None if input is None else list(input),
+            timeout=self.timeout if timeout is None else timeout,
+            progress=self.progress,
         )
 
     def script(

@@ -56,7 +56,7 @@ def test_run_prints_mailboxes_in_each_format(environment: ExchangeStandin, fmt: 
         "run", "Get-Mailbox", "-ResultSize", "3", "--format", fmt, "--select", "Name,PrimarySmtpAddress"
     )
     assert result.exit_code == 0, result.output + result.stderr
-    names = ["shared0000", "user0001", "user0002"]
+    names = ["user0000000", "user0000001", "user0000002"]
     if fmt == "json":
         assert [m["Name"] for m in json.loads(result.stdout)] == names
     elif fmt == "ndjson":
@@ -71,7 +71,7 @@ def test_run_prints_mailboxes_in_each_format(environment: ExchangeStandin, fmt: 
 
 
 def test_run_a_switch_and_a_boolean(environment: ExchangeStandin) -> None:
-    done = invoke("run", "Set-Mailbox", "-Identity", "user0005", "-HiddenFromAddressListsEnabled:$true")
+    done = invoke("run", "Set-Mailbox", "-Identity", "user0000005", "-HiddenFromAddressListsEnabled:$true")
     assert done.exit_code == 0, done.stderr
     assert [e["changes"] for e in environment.events("mutation")] == [["HiddenFromAddressListsEnabled"]]
 
@@ -107,10 +107,10 @@ def test_run_without_settings_is_a_usage_problem(monkeypatch: pytest.MonkeyPatch
 
 def test_run_with_the_oneshot_transport(environment: ExchangeStandin) -> None:
     result = invoke(
-        "run", "Get-Mailbox", "-Identity", "user0001", "--transport", "oneshot", "--format", "ndjson"
+        "run", "Get-Mailbox", "-Identity", "user0000001", "--transport", "oneshot", "--format", "ndjson"
     )
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["Name"] == "user0001"
+    assert json.loads(result.stdout)["Name"] == "user0000001"
 
 
 def lines(result: Result) -> dict[str, str]:
@@ -171,3 +171,41 @@ def test_doctor_without_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Any)
     result = invoke("doctor")
     assert result.exit_code == 1 and lines(result)["settings"].startswith("FAIL")
     assert lines(result)["token"].startswith("skip")
+
+
+def test_run_through_the_rest_transport_from_a_profile(
+    adminapi: Any, idp: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    for name in ("PSWRAP_TENANT", "PSWRAP_CLIENT_ID", "PSWRAP_CLIENT_SECRET", "PSWRAP_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CONTOSO_SECRET", idp.app.secret)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+[profiles.contoso]
+tenant = "{idp.tenant.domain}"
+client_id = "{idp.app.client_id}"
+client_secret = "env:CONTOSO_SECRET"
+authority = "{idp.url}"
+ca_bundle = "{idp.ca_path}"
+transport = "rest"
+
+[profiles.contoso.rest]
+base_url = "{adminapi.url}"
+""",
+        encoding="utf-8",
+    )
+    result = invoke(
+        "run",
+        "Get-Mailbox",
+        "-ResultSize",
+        "2",
+        "--profile",
+        "contoso",
+        "--config",
+        str(config),
+        "--format",
+        "ndjson",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(line)["Name"] for line in result.stdout.splitlines()] == ["user0000000", "user0000001"]

@@ -18,7 +18,7 @@ def test_a_hundred_cmdlets_take_one_token_and_one_connect(exchange_standin: Exch
     exo = exchange_standin.open()
     seen = 0
     for index in range(100):
-        name = f"user{index % 9 + 1:04d}"
+        name = f"user{index % 9 + 1:07d}"
         (mailbox,) = exo.invoke("Get-Mailbox", Identity=name)
         assert mailbox.Name == name and mailbox.is_a("Microsoft.Exchange.Data.Directory.Management.Mailbox")
         seen += 1
@@ -35,18 +35,18 @@ def test_objects_streams_and_switches_come_back_as_through_powershell(
     result = exo.invoke("Get-Mailbox", ResultSize=2)
     mailboxes = list(result)
     assert [m.PrimarySmtpAddress for m in mailboxes] == [
-        "shared0000@contoso.onmicrosoft.com",
-        "user0001@contoso.onmicrosoft.com",
+        "user0000000@contoso.onmicrosoft.com",
+        "user0000001@contoso.onmicrosoft.com",
     ]
     first = mailboxes[0]
-    assert isinstance(first, PSObject) and first.RecipientTypeDetails == "SharedMailbox"
+    assert isinstance(first, PSObject) and str(first.RecipientTypeDetails) == "UserMailbox"
     assert first.WhenCreated.year == 2021 and first.EmailAddresses[0].startswith("SMTP:")
     assert [w.message for w in result.warnings] == [
         "There are more results available than are currently displayed. To view them, increase the value for "
         "the ResultSize parameter."
     ]
-    exo.invoke("Set-Mailbox", "user0003", HiddenFromAddressListsEnabled=True, DisplayName="Renamed").wait()
-    (changed,) = exo.invoke("Get-Mailbox", Identity="user0003")
+    exo.invoke("Set-Mailbox", "user0000003", HiddenFromAddressListsEnabled=True, DisplayName="Renamed").wait()
+    (changed,) = exo.invoke("Get-Mailbox", Identity="user0000003")
     assert changed.HiddenFromAddressListsEnabled is True and changed.DisplayName == "Renamed"
     assert [e["changes"] for e in exchange_standin.events("mutation")] == [
         ["DisplayName", "HiddenFromAddressListsEnabled"]
@@ -64,7 +64,7 @@ def test_a_missing_mailbox_raises_with_exchanges_error(exchange_standin: Exchang
         caught.value.record.exception_type
         == "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"
     )
-    assert exo.invoke("Get-Mailbox", Identity="user0001").output  # the session still works
+    assert exo.invoke("Get-Mailbox", Identity="user0000001").output  # the session still works
 
 
 def test_a_token_inside_the_refresh_margin_is_replaced_between_calls(
@@ -78,11 +78,11 @@ def test_a_token_inside_the_refresh_margin_is_replaced_between_calls(
     calls = 0
     deadline = time.monotonic() + 30
     while exo.connects < 2 and time.monotonic() < deadline:
-        assert exo.invoke("Get-Mailbox", Identity="user0001").output
+        assert exo.invoke("Get-Mailbox", Identity="user0000001").output
         calls += 1
         time.sleep(0.25)
     for _ in range(5):
-        assert exo.invoke("Get-Recipient", Identity="user0002").output
+        assert exo.invoke("Get-Recipient", Identity="user0000002").output
     assert exo.connects == 2 and exchange_standin.connects() == 2  # exactly one reconnect
     assert idp.token_requests == 2
     assert calls >= 1 and len(exchange_standin.pwsh.processes()) == 1
@@ -98,29 +98,29 @@ def test_a_token_the_service_rejects_is_replaced_and_a_read_runs_again(
     exo.open()
     issued = time.time()
     time.sleep(max(0.0, issued + 6.5 - time.time()))
-    assert [m.Name for m in exo.invoke("Get-Mailbox", Identity="user0004")] == ["user0004"]
+    assert [m.Name for m in exo.invoke("Get-Mailbox", Identity="user0000004")] == ["user0000004"]
     assert exo.connects == 2
     rejected = [e for e in exchange_standin.events("cmdlet") if e["name"] == "Get-Mailbox"]
     assert len(rejected) == 2  # the failed attempt and the one that worked
     # A mutating cmdlet is not run again: the error says so.
     time.sleep(6.5)  # until the service takes the new token for expired too
     with pytest.raises(PowerShellError) as caught:
-        exo.invoke("Set-Mailbox", "user0004", DisplayName="x").wait()
+        exo.invoke("Set-Mailbox", "user0000004", DisplayName="x").wait()
     assert "did not run Set-Mailbox again" in str(caught.value)
     assert exchange_standin.events("mutation") == []
-    assert exo.invoke("Get-Mailbox", Identity="user0004").output[0].DisplayName == "User 0004"
+    assert exo.invoke("Get-Mailbox", Identity="user0000004").output[0].DisplayName == "User 0000004 Ünïcødé"
 
 
 def test_a_throttled_read_is_retried_and_a_throttled_write_is_not(exchange_standin: ExchangeStandin) -> None:
     exchange_standin.configure(throttle_after=1, throttle_times=2)
     exo = exchange_standin.open(retry_backoff=0.01)
-    assert exo.invoke("Get-Mailbox", Identity="user0001").output  # call 1
-    assert exo.invoke("Get-Mailbox", Identity="user0002").output  # calls 2 and 3 throttled, 4 works
+    assert exo.invoke("Get-Mailbox", Identity="user0000001").output  # call 1
+    assert exo.invoke("Get-Mailbox", Identity="user0000002").output  # calls 2 and 3 throttled, 4 works
     assert len(exchange_standin.events("cmdlet")) == 4
     exchange_standin.configure(throttle_after=0, throttle_times=5)
     fresh = exchange_standin.open(retry_backoff=0.01)
     with pytest.raises(PowerShellError) as caught:
-        fresh.invoke("Set-Mailbox", "user0001", DisplayName="x").wait()
+        fresh.invoke("Set-Mailbox", "user0000001", DisplayName="x").wait()
     assert "Set-Mailbox is not a read, so pswrap did not retry it" in str(caught.value)
     assert exchange_standin.events("mutation") == []
 
@@ -131,7 +131,7 @@ def test_secrets_never_reach_argv_environment_scripts_or_logs(
     caplog.set_level(logging.DEBUG)
     secret = exchange_standin.idp.app.secret
     exo = exchange_standin.open()
-    assert exo.invoke("Get-Mailbox", Identity="user0001").output
+    assert exo.invoke("Get-Mailbox", Identity="user0000001").output
     token = exo.token
     assert token is not None
     raw_token = token.token.reveal()
@@ -149,7 +149,7 @@ def test_secrets_never_reach_argv_environment_scripts_or_logs(
 
 def test_close_disconnects_and_ends_powershell(exchange_standin: ExchangeStandin) -> None:
     with exchange_standin.open() as exo:
-        assert exo.invoke("Get-Mailbox", Identity="user0001").output
+        assert exo.invoke("Get-Mailbox", Identity="user0000001").output
     assert [e["was_connected"] for e in exchange_standin.events("disconnect")] == [True]
     assert not exo.session.healthy
     with pytest.raises(Exception, match="closed"):
@@ -169,14 +169,14 @@ def test_a_crashed_powershell_is_replaced_and_connected_again(exchange_standin: 
     with pytest.raises(Exception, match="pwsh fell over") as caught:
         list(exo.invoke("Get-Mailbox", ResultSize="Unlimited"))
     assert len(caught.value.partial.output) == 3  # type: ignore[attr-defined]
-    assert exo.invoke("Get-Mailbox", Identity="user0001").output
+    assert exo.invoke("Get-Mailbox", Identity="user0000001").output
     assert exchange_standin.connects() == 2 and len(exchange_standin.pwsh.processes()) == 2
 
 
 def test_oneshot_connects_in_each_process(exchange_standin: ExchangeStandin) -> None:
     exo = exchange_standin.open(transport="oneshot")
-    assert [m.Name for m in exo.invoke("Get-Mailbox", ResultSize=2)] == ["shared0000", "user0001"]
-    assert exo.invoke("Get-Mailbox", Identity="user0002").output[0].Name == "user0002"
+    assert [m.Name for m in exo.invoke("Get-Mailbox", ResultSize=2)] == ["user0000000", "user0000001"]
+    assert exo.invoke("Get-Mailbox", Identity="user0000002").output[0].Name == "user0000002"
     assert exchange_standin.connects() == 2 and len(exchange_standin.pwsh.processes()) == 2
     assert [e["was_connected"] for e in exchange_standin.events("disconnect")] == [True, True]
     token = exo.token

@@ -31,7 +31,7 @@ from typing import Any
 import jwt
 from psrpcore import types as ps
 
-from tests.standins.exchange import data
+from tests.standins import exchange_data as xd
 from tests.standins.powershell.commands import CommandContext, CommandTable, Parameter
 from tests.standins.powershell.errors import PSError, StandinUnsupported, command_not_found
 
@@ -67,7 +67,7 @@ class ExchangeSwitches:
     module: str = "installed"  # installed | missing | old
     module_version: str = "3.7.2"
     old_version: str = "3.0.0"
-    mailboxes: int = 12
+    mailboxes: int = 12  # how many of exchange_data's mailboxes the tenant has
     rbac: bool = True
     clock_skew: float = 0.0  # the service treats tokens as expired this many seconds early
     journal: str | None = None
@@ -91,7 +91,7 @@ class ExchangeState:
     expires: float = 0.0
     organization: str = ""
     connection_id: str = ""
-    mailboxes: list[dict[str, Any]] | None = None
+    store: xd.MailboxStore | None = None
     calls: int = 0
 
 
@@ -123,22 +123,112 @@ def _rest_error(ctx: CommandContext, message: str, error_id: str, category: ps.E
     )
 
 
+MAILBOX_TYPES = [
+    "Deserialized.Microsoft.Exchange.Data.Directory.Management.Mailbox",
+    "Deserialized.Microsoft.Exchange.Data.Directory.Management.MailEnabledOrgPerson",
+    "Deserialized.Microsoft.Exchange.Data.Directory.Management.MailEnabledRecipient",
+    "Deserialized.Microsoft.Exchange.Data.Directory.Management.ADPresentationObject",
+    "Deserialized.Microsoft.Exchange.Data.Directory.ADObject",
+    "Deserialized.Microsoft.Exchange.Data.Directory.ADRawEntry",
+    "Deserialized.Microsoft.Exchange.Data.ConfigurableObject",
+    "Deserialized.System.Object",
+]
+RECIPIENT_TYPES = [
+    "Deserialized.Microsoft.Exchange.Data.Directory.Management.ReducedRecipient",
+    "Deserialized.Microsoft.Exchange.Data.Directory.ADObject",
+    "Deserialized.Microsoft.Exchange.Data.Directory.ADRawEntry",
+    "Deserialized.Microsoft.Exchange.Data.ConfigurableObject",
+    "Deserialized.System.Object",
+]
+ACCEPTED_DOMAIN_TYPES = [
+    "Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration.AcceptedDomain",
+    "Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration.ADConfigurationObject",
+    "Deserialized.Microsoft.Exchange.Data.Directory.ADObject",
+    "Deserialized.System.Object",
+]
+_enums: dict[str, Any] = {}
+
+
 def _psobject(type_names: list[str], to_string: str, properties: dict[str, Any]) -> ps.PSObject:
     obj = ps.PSObject()
     obj.PSObject.type_names = list(type_names)
     obj.PSObject.to_string = to_string
     for name, value in properties.items():
-        if isinstance(value, list):
-            value = ps.PSList(value)
-        elif isinstance(value, dt.timedelta):
-            value = ps.PSDuration(value)
         obj.PSObject.adapted_properties.append(ps.PSNoteProperty(name, value))
     return obj
+
+
+def _enum(field: xd.Field, name: str) -> Any:
+    """A real .NET enum value (type names, ToString, number) as PowerShell serializes one."""
+    if not field.enum_values:
+        return name
+    cls = _enums.get(field.dotnet_type)
+    if cls is None:
+        cls = ps.PSType([field.dotnet_type])(
+            ps.PSEnumBase(field.dotnet_type.rsplit(".", 1)[-1], dict(field.enum_values))
+        )
+        _enums[field.dotnet_type] = cls
+    return cls[name]
+
+
+def _render(field: xd.Field, value: Any) -> Any:
+    """One property as the real module's objects carry it over PSRP (see exchange_data's kinds)."""
+    if value is None:
+        return None
+    kind = field.kind
+    if kind == "enum":
+        return _enum(field, value)
+    if kind == "quota":
+        return _psobject(
+            [
+                f"Deserialized.{field.dotnet_type}",
+                "Deserialized.System.ValueType",
+                "Deserialized.System.Object",
+            ],
+            value,
+            {"IsUnlimited": value == "Unlimited"},
+        )
+    if kind == "identity":
+        type_name = field.dotnet_type
+        return _psobject(
+            [f"Deserialized.{type_name}", "Deserialized.System.Object"], value, {"Name": value.split("/")[-1]}
+        )
+    if kind == "timespan":
+        ticks = value.ticks
+        return ps.PSDuration(microseconds=ticks // 10, nanoseconds=(ticks % 10) * 100)
+    if kind == "datetime":
+        return ps.PSDateTime(value, nanosecond=getattr(value, "nanosecond", 0))
+    if kind == "strings":
+        return ps.PSList(value)
+    if kind == "int":
+        return ps.PSInt(value)
+    return value
+
+
+def _object(
+    fields: tuple[xd.Field, ...], values: dict[str, Any], type_names: list[str], to_string: str
+) -> ps.PSObject:
+    return _psobject(type_names, to_string, {f.name: _render(f, values[f.name]) for f in fields})
 
 
 # --------------------------------------------------------------------------------------------------
 # The module
 # --------------------------------------------------------------------------------------------------
+
+
+_GET_PARAMETERS = [
+    Parameter("Identity", position=0, pipeline=True, type="System.String"),
+    Parameter("ResultSize", type="System.String"),
+    Parameter("RecipientTypeDetails", type="System.String[]"),
+    Parameter("Filter", type="System.String"),
+]
+_SETTABLE_TYPES: dict[str, str | None] = {
+    "string": "System.String",
+    "bool": "System.Boolean",
+    "strings": None,  # a list, or @{Add=…; Remove=…}
+    "timespan": "System.TimeSpan",
+    "quota": "System.String",
+}
 
 
 def register(table: CommandTable) -> None:
@@ -193,21 +283,13 @@ def register(table: CommandTable) -> None:
         "Get-Mailbox",
         cmdlet_type="Microsoft.Exchange.Management.RecipientTasks.GetMailbox",
         module="tmpEXO",
-        parameters=[
-            Parameter("Identity", position=0, pipeline=True, type="System.String"),
-            Parameter("ResultSize", type="System.String"),
-            Parameter("RecipientTypeDetails", type="System.String[]"),
-        ],
+        parameters=_GET_PARAMETERS,
     )(get_mailbox)
     table.register(
         "Get-Recipient",
         cmdlet_type="Microsoft.Exchange.Management.RecipientTasks.GetRecipient",
         module="tmpEXO",
-        parameters=[
-            Parameter("Identity", position=0, pipeline=True, type="System.String"),
-            Parameter("ResultSize", type="System.String"),
-            Parameter("RecipientTypeDetails", type="System.String[]"),
-        ],
+        parameters=_GET_PARAMETERS,
     )(get_recipient)
     table.register(
         "Get-AcceptedDomain",
@@ -220,16 +302,8 @@ def register(table: CommandTable) -> None:
         module="tmpEXO",
         parameters=[
             Parameter("Identity", position=0, mandatory=True, pipeline=True, type="System.String"),
-            Parameter("DisplayName", type="System.String"),
-            Parameter("HiddenFromAddressListsEnabled", type="System.Boolean"),
-            Parameter("LitigationHoldEnabled", type="System.Boolean"),
-            Parameter("CustomAttribute1", type="System.String"),
-            Parameter("Department", type="System.String"),
-            Parameter("Office", type="System.String"),
-            Parameter("ForwardingSmtpAddress", type="System.String"),
-            Parameter("ProhibitSendQuota", type="System.String"),
-            Parameter("EmailAddresses"),
             Parameter("Confirm", switch=True),
+            *(Parameter(name, type=_SETTABLE_TYPES[kind]) for name, kind in xd.SETTABLE.items()),
         ],
     )(set_mailbox)
 
@@ -357,8 +431,8 @@ def connect(
     state.expires = float(claims["exp"])
     state.organization = Organization
     state.connection_id = str(uuid.uuid4())
-    if state.mailboxes is None:
-        state.mailboxes = data.mailboxes(switches.mailboxes, switches.organization)
+    if state.store is None:
+        state.store = xd.MailboxStore(switches.mailboxes, switches.organization)
     if ShowBanner:
         ctx.write_information(
             "This V3 EXO PowerShell module contains new REST API backed Exchange Online cmdlets."
@@ -445,73 +519,134 @@ def _result_size(text: str | None) -> int | None:
     return int(text)
 
 
+def _not_found(ctx: CommandContext, identity: str) -> PSError:
+    return PSError(
+        ctx.error_record(
+            f"The operation couldn't be performed because object '{identity}' couldn't be found on "
+            "'NAMPR01A001.PROD.OUTLOOK.COM'.",
+            error_id="ManagementObjectNotFoundException",
+            category=ps.ErrorCategory.NotSpecified,
+            target=identity,
+            exception_type="Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException",
+        )
+    )
+
+
 def _select(
-    ctx: CommandContext, name: str, state: ExchangeState, identity: str | None, kinds: Any
-) -> list[dict[str, Any]]:
-    mailboxes = state.mailboxes or []
+    ctx: CommandContext, state: ExchangeState, identity: str | None, kinds: Any, opath: str | None
+) -> list[int]:
+    store = state.store
+    assert store is not None
     if identity is not None:
-        found = [
-            m
-            for m in mailboxes
-            if identity.casefold()
-            in (m["Name"].casefold(), m["PrimarySmtpAddress"].casefold(), str(m["Guid"]))
-        ]
+        found = store.find(identity)
         if not found:
-            raise PSError(
-                ctx.error_record(
-                    f"The operation couldn't be performed because object '{identity}' couldn't be found on "
-                    "'NAMPR01A001.PROD.OUTLOOK.COM'.",
-                    error_id="ManagementObjectNotFoundException",
-                    category=ps.ErrorCategory.NotSpecified,
-                    target=identity,
-                    exception_type="Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException",
-                )
-            )
+            raise _not_found(ctx, identity)
         return found
+    try:
+        indexes = list(store.indexes(opath))
+    except xd.FilterError as problem:
+        raise PSError(
+            ctx.error_record(
+                str(problem),
+                error_id="InvalidFilter",
+                category=ps.ErrorCategory.InvalidArgument,
+                exception_type="Microsoft.Exchange.Management.Tasks.TaskArgumentException",
+            )
+        ) from None
     if kinds:
         wanted = {str(k).casefold() for k in (kinds if isinstance(kinds, list) else [kinds])}
-        mailboxes = [m for m in mailboxes if m["RecipientTypeDetails"].casefold() in wanted]
-    return mailboxes
+        indexes = [i for i in indexes if xd.recipient_type_details(i).casefold() in wanted]
+    return indexes
 
 
-def _emit(
-    ctx: CommandContext, rows: list[dict[str, Any]], limit: int | None, types: list[str], view: Any
-) -> None:
+def _emit(ctx: CommandContext, rows: list[ps.PSObject], limit: int | None) -> None:
     for row in rows if limit is None else rows[:limit]:
-        ctx.write_output(_psobject(types, row["Name"], view(row)))
+        ctx.write_output(row)
     if limit is not None and len(rows) > limit:
         ctx.write_warning(MORE_RESULTS)
 
 
 def get_mailbox(
-    ctx: CommandContext, Identity: str | None, ResultSize: str | None, RecipientTypeDetails: Any
+    ctx: CommandContext,
+    Identity: str | None,
+    ResultSize: str | None,
+    RecipientTypeDetails: Any,
+    Filter: str | None,
 ) -> None:
     _, state = _data_cmdlet(ctx, "Get-Mailbox")
-    rows = _select(ctx, "Get-Mailbox", state, Identity, RecipientTypeDetails)
-    _emit(ctx, rows, _result_size(ResultSize), data.MAILBOX_TYPES, dict)
+    assert state.store is not None
+    limit = _result_size(ResultSize)
+    indexes = _select(ctx, state, Identity, RecipientTypeDetails, Filter)
+    shown = indexes if limit is None else indexes[: limit + 1]  # one more tells whether to warn
+    rows = [_object(xd.MAILBOX_FIELDS, state.store.values(i), MAILBOX_TYPES, xd.alias(i)) for i in shown]
+    _emit(ctx, rows, limit)
 
 
 def get_recipient(
-    ctx: CommandContext, Identity: str | None, ResultSize: str | None, RecipientTypeDetails: Any
+    ctx: CommandContext,
+    Identity: str | None,
+    ResultSize: str | None,
+    RecipientTypeDetails: Any,
+    Filter: str | None,
 ) -> None:
     _, state = _data_cmdlet(ctx, "Get-Recipient")
-    rows = _select(ctx, "Get-Recipient", state, Identity, RecipientTypeDetails)
-    _emit(ctx, rows, _result_size(ResultSize), data.RECIPIENT_TYPES, data.recipient_view)
+    assert state.store is not None
+    limit = _result_size(ResultSize)
+    indexes = _select(ctx, state, Identity, RecipientTypeDetails, Filter)
+    shown = indexes if limit is None else indexes[: limit + 1]
+    rows = [
+        _object(xd.RECIPIENT_FIELDS, state.store.recipient_values(i), RECIPIENT_TYPES, xd.alias(i))
+        for i in shown
+    ]
+    _emit(ctx, rows, limit)
 
 
 def get_accepted_domain(ctx: CommandContext) -> None:
     switches, _ = _data_cmdlet(ctx, "Get-AcceptedDomain")
-    for domain in data.accepted_domains(switches.organization):
-        ctx.write_output(_psobject(data.ACCEPTED_DOMAIN_TYPES, domain["Name"], domain))
+    for domain in xd.accepted_domains(switches.organization):
+        ctx.write_output(_object(xd.ACCEPTED_DOMAIN_FIELDS, domain, ACCEPTED_DOMAIN_TYPES, domain["Name"]))
 
 
 def set_mailbox(ctx: CommandContext, Identity: str, Confirm: bool, **changes: Any) -> None:
     switches, state = _data_cmdlet(ctx, "Set-Mailbox")
-    (mailbox,) = _select(ctx, "Set-Mailbox", state, Identity, None)
-    applied = {name: value for name, value in changes.items() if name in ctx.bound}
-    for name, value in applied.items():
-        if name == "EmailAddresses":
-            value = [str(v) for v in (value if isinstance(value, list) else [value])]
-        mailbox[name] = value
-    mailbox["WhenChanged"] = dt.datetime.now(dt.timezone.utc)
+    assert state.store is not None
+    found = state.store.find(Identity)
+    if not found:
+        raise _not_found(ctx, Identity)
+    index = found[0]
+    current = state.store.values(index)
+    applied: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name not in ctx.bound:
+            continue
+        kind = xd.SETTABLE[name]
+        if kind == "strings":
+            if isinstance(value, dict):  # @{Add=…; Remove=…}
+                lowered = {k.casefold(): v for k, v in value.items()}
+                remove = {str(v).casefold() for v in _as_list(lowered.get("remove"))}
+                items = [v for v in current[name] if v.casefold() not in remove]
+                items += [
+                    str(v)
+                    for v in _as_list(lowered.get("add"))
+                    if str(v).casefold() not in {i.casefold() for i in items}
+                ]
+                value = items
+            else:
+                value = [str(v) for v in _as_list(value)]
+        elif kind == "timespan" and not hasattr(value, "ticks"):
+            from pswrap.objects import PSTimeSpan
+
+            value = PSTimeSpan(days=value.days, seconds=value.seconds, microseconds=value.microseconds)
+        applied[name] = value
+    changed = state.store.set(index, applied)
+    if not changed:
+        ctx.write_warning(
+            f"The command completed successfully but no settings of '{current['Identity']}' have been modified."
+        )
     _journal(switches, "mutation", name="Set-Mailbox", identity=Identity, changes=sorted(applied))
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
