@@ -40,7 +40,7 @@ def test_fifty_cmdlets_take_one_token_one_shell_and_one_connect(
 ) -> None:
     exo = exchange_standin.open(transport="winrm", **winrm_options(remote_exchange))
     for index in range(50):
-        name = f"user{index % 9 + 1:04d}"
+        name = f"user{index % 9 + 1:07d}"
         (mailbox,) = exo.invoke("Get-Mailbox", Identity=name)
         assert mailbox.Name == name and mailbox.is_a("Microsoft.Exchange.Data.Directory.Management.Mailbox")
     assert exchange_standin.idp.token_requests == 1
@@ -58,9 +58,9 @@ def test_a_shell_lost_between_calls_is_reopened_and_connected_again(
     exchange_standin: ExchangeStandin, remote_exchange: WSManHost
 ) -> None:
     exo = exchange_standin.open(transport="winrm", **winrm_options(remote_exchange), idle_check=0.0)
-    assert exo.invoke("Get-Mailbox", Identity="user0001").output
+    assert exo.invoke("Get-Mailbox", Identity="user0000001").output
     remote_exchange.kill_shells()
-    assert exo.invoke("Get-Mailbox", Identity="user0002").output  # transparent: a new shell, connected
+    assert exo.invoke("Get-Mailbox", Identity="user0000002").output  # transparent: a new shell, connected
     assert exchange_standin.connects() == 2 and remote_exchange.counts["Create"] == 2
     assert exchange_standin.idp.token_requests == 1  # the cached token still had time left
 
@@ -104,7 +104,7 @@ def test_pswrap_run_over_winrm(
         ],
     )
     assert result.exit_code == 0, result.output + result.stderr
-    assert json.loads(result.stdout) == [{"Name": "shared0000"}, {"Name": "user0001"}]
+    assert json.loads(result.stdout) == [{"Name": "user0000000"}, {"Name": "user0000001"}]
     assert remote_exchange.counts["Create"] == 1 and exchange_standin.connects() == 1
     assert remote_exchange.users["alice"] not in result.output + result.stderr
 
