@@ -40,6 +40,8 @@ from pswrap.errors import (
     TenantNotFoundError,
     TokenError,
     TransportError,
+    WinRMAuthenticationError,
+    WinRMError,
 )
 from pswrap.objects import (
     DebugRecord,
@@ -77,6 +79,7 @@ if TYPE_CHECKING:
         Outcome,
         StreamItem,
         Transport,
+        WinRMTransport,
     )
 
 _LAZY = {
@@ -95,6 +98,7 @@ _LAZY = {
     "Outcome": "pswrap.transports",
     "StreamItem": "pswrap.transports",
     "Transport": "pswrap.transports",
+    "WinRMTransport": "pswrap.transports",
 }
 
 
@@ -167,6 +171,9 @@ __all__ = [
     "VerboseRecord",
     "Version",
     "WarningRecord",
+    "WinRMAuthenticationError",
+    "WinRMError",
+    "WinRMTransport",
     "XmlDocument",
     "__version__",
     "parse_clixml",

@@ -217,6 +217,35 @@ class ProtocolError(TransportError):
         super().__init__(message, partial=partial, stderr_tail=stderr_tail)
 
 
+class WinRMError(TransportError):
+    """A WinRM host could not be reached, or refused or failed a request.
+
+    ``url`` is the endpoint, ``operation`` what pswrap was doing (``"open a PowerShell session"``,
+    ``"receive the output of Get-Mailbox"``…), ``code`` the host's WSMan fault code (``2150858843``:
+    the shell is gone; ``5``: access denied) or HTTP status, ``reason`` the host's own words.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        operation: str | None = None,
+        code: int | None = None,
+        reason: str | None = None,
+        partial: Any = None,
+    ) -> None:
+        self.url = url
+        self.operation = operation
+        self.code = code
+        self.reason = reason
+        super().__init__(message, partial=partial)
+
+
+class WinRMAuthenticationError(WinRMError):
+    """The WinRM host rejected the credentials, or the authentication method cannot be used here."""
+
+
 class InvocationNotStarted(TransportError):
     """The invocation never reached PowerShell (the session broke first): running it again is safe."""
 

@@ -52,12 +52,13 @@ _LOG_LEVELS = {
     "information": logging.INFO,
 }
 
-TRANSPORTS = ("local", "oneshot", "rest")
+TRANSPORTS = ("local", "oneshot", "winrm", "rest")
 
 
 def get_transport(transport: str | Transport = "local", **options: Any) -> Transport:
-    """The transport called ``transport`` (``"local"``: server mode, ``"oneshot"``, ``"rest"``: Exchange's
-    admin API from :meth:`pswrap.Settings.load`), built with ``options``.
+    """The transport called ``transport`` (``"local"``: server mode, ``"oneshot"``, ``"winrm"``: a remote
+    host, see :class:`pswrap.WinRMTransport`; ``"rest"``: Exchange's admin API from
+    :meth:`pswrap.Settings.load`), built with ``options``.
 
     A :class:`Transport` object is returned as it is (``options`` must then be empty).
     """
@@ -69,13 +70,24 @@ def get_transport(transport: str | Transport = "local", **options: Any) -> Trans
     if transport == "local":
         from pswrap.transports.local import LocalTransport
 
+        _check_options(LocalTransport, options)
         return LocalTransport(**options)
     if transport == "oneshot":
         from pswrap.transports.oneshot import OneShotTransport
 
         if "pool_size" in options:
             raise ConfigError("the oneshot transport starts one pwsh per call: pool_size does not apply")
+        _check_options(OneShotTransport, options)
         return OneShotTransport(**options)
+    if transport == "winrm":
+        from pswrap.transports.winrm import WinRMTransport
+
+        if "pwsh" in options:
+            raise ConfigError("the winrm transport runs the remote host's PowerShell: pwsh does not apply")
+        if not options.get("host"):
+            raise ConfigError("the winrm transport needs host=… (the remote runner host)")
+        _check_options(WinRMTransport, options)
+        return WinRMTransport(**options)
     if transport == "rest":
         from pswrap.transports.rest import RestTransport
 
@@ -87,14 +99,24 @@ def get_transport(transport: str | Transport = "local", **options: Any) -> Trans
     raise TypeError(f"transport must be a name or a Transport, not {type(transport).__name__}")
 
 
+def _check_options(kind: type[Transport], options: dict[str, Any]) -> None:
+    import inspect
+
+    accepted = inspect.signature(kind.__init__).parameters
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigError(f"the {kind.name} transport has no option {', '.join(map(repr, unknown))}")
+
+
 class Session:
     """A PowerShell session: a transport plus what pswrap does with the results.
 
     ``transport``: ``"local"`` (a persistent ``pwsh -s``, the default), ``"oneshot"`` (one ``pwsh``
-    per call), ``"rest"`` (Exchange's admin REST API, no pwsh) or a :class:`Transport` object.
-    ``pwsh`` and ``pool_size`` configure the local ones. ``timeout`` (seconds) applies to every
-    invocation unless a call gives its own. ``on_record`` is called with every record of the other
-    streams as it arrives; records are also logged on
+    per call), ``"winrm"`` (a remote host; its options, such as ``host``, ``username`` and ``password``,
+    go in ``transport_options``), ``"rest"`` (Exchange's admin REST API, no pwsh) or a
+    :class:`Transport` object. ``pwsh`` and ``pool_size`` configure the local ones. ``timeout``
+    (seconds) applies to every invocation unless a call gives its own. ``on_record`` is called with
+    every record of the other streams as it arrives; records are also logged on
     ``pswrap.powershell``. ``on_open(session)`` runs whenever a fresh PowerShell opens (at the first
     call, and again after a fault replaced the process): the place for set-up such as connecting.
     ``templates`` is a :class:`pswrap.render.Templates` (or its directories) for :meth:`run`.
@@ -112,8 +134,9 @@ class Session:
         on_open: Callable[[Session], None] | None = None,
         progress: bool = False,
         templates: Any = None,
+        **transport_options: Any,
     ) -> None:
-        self.transport = get_transport(transport, pwsh=pwsh, pool_size=pool_size)
+        self.transport = get_transport(transport, pwsh=pwsh, pool_size=pool_size, **transport_options)
         self.timeout = timeout
         self.raise_on_error = raise_on_error
         self.on_record = on_record

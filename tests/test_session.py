@@ -241,7 +241,7 @@ def test_transports_by_name_and_by_object() -> None:
     assert get_transport("local").name == "local"
     assert get_transport("oneshot").name == "oneshot"
     assert get_transport("local", pool_size=3).pool_size == 3  # type: ignore[attr-defined]
-    with pytest.raises(ConfigError, match="unknown transport 'winrn': choose one of local, oneshot"):
+    with pytest.raises(ConfigError, match="unknown transport 'winrn': choose one of local, oneshot, winrm"):
         get_transport("winrn")
     with pytest.raises(ConfigError, match="pool_size does not apply"):
         Session("oneshot", pool_size=2)

@@ -5,6 +5,7 @@
     pswrap run Get-Mailbox -ResultSize 5 --format table
     pswrap run Set-Mailbox -Identity bob '-HiddenFromAddressListsEnabled:$true'   # quote $ from the shell
     pswrap run Get-Recipient -RecipientTypeDetails UserMailbox,SharedMailbox --format ndjson
+    pswrap run Get-Mailbox --host runner01.contoso.com      # on a remote runner over WinRM
 
 Parameters after the cmdlet are written as in PowerShell: ``-Name value``, ``-Switch``,
 ``-Switch:$false``, ``-Name:value`` (for a value that starts with a dash), ``a,b`` for a list; ``$true``,
@@ -148,6 +149,11 @@ class _Progress:
     help="How to run (default: local).",
 )
 @click.option("--pwsh", help="The pwsh to start (default: found on PATH).")
+@click.option(
+    "--host",
+    help="The remote runner host (implies --transport winrm; the rest comes from the profile's [winrm] table "
+    "or PSWRAP_WINRM_* variables).",
+)
 @click.option("--timeout", type=float, help="Seconds the cmdlet may take.")
 def run(
     cmdlet: str,
@@ -158,6 +164,7 @@ def run(
     select: str | None,
     transport: str | None,
     pwsh: str | None,
+    host: str | None,
     timeout: float | None,
 ) -> None:
     """Run an Exchange Online CMDLET with PowerShell-style PARAMETERS (-ResultSize 10, -Identity bob)."""
@@ -166,7 +173,14 @@ def run(
     arguments, named = parse_parameters(list(parameters))
     progress = _Progress(sys.stderr.isatty())
     try:
+        if host is not None:
+            if transport not in (None, "winrm"):
+                raise ConfigError(
+                    f"--host names a WinRM runner host; it does not apply to --transport {transport}"
+                )
+            transport = "winrm"
         settings = Settings.load(profile, config_path=config_path)
+        remote: dict[str, Any] = {"host": host} if host is not None else {}
         exo = ExchangeOnline(
             settings,
             transport=transport,
@@ -174,6 +188,7 @@ def run(
             timeout=timeout,
             on_record=progress,
             progress=progress.enabled,
+            **remote,
         )
     except (ConfigError, TokenError) as exc:
         click.echo(f"pswrap run: {exc}", err=True)

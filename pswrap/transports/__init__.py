@@ -2,6 +2,7 @@
 
 ``local`` (:class:`LocalTransport`): a persistent ``pwsh -s`` spoken to over PSRP, the default.
 ``oneshot`` (:class:`OneShotTransport`): one ``pwsh -OutputFormat xml`` per call.
+``winrm`` (:class:`WinRMTransport`): PowerShell on a remote Windows host over WinRM.
 ``rest`` (:class:`RestTransport`): Exchange Online's admin REST API, no PowerShell at all.
 :class:`MockTransport`: built from a function, for tests.
 """
@@ -28,11 +29,13 @@ __all__ = [
     "State",
     "StreamItem",
     "Transport",
+    "WinRMTransport",
     "find_pwsh",
 ]
 
 if TYPE_CHECKING:
     from pswrap.transports.rest import RestTransport, RetryPolicy
+    from pswrap.transports.winrm import WinRMTransport
 
 
 def __getattr__(name: str) -> Any:
@@ -41,4 +44,8 @@ def __getattr__(name: str) -> Any:
         from pswrap.transports import rest
 
         return getattr(rest, name)
+    if name == "WinRMTransport":  # likewise (pypsrp itself loads only when a session opens)
+        from pswrap.transports import winrm
+
+        return winrm.WinRMTransport
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,7 +5,7 @@ and parameters as PSRP commands, never as script text) and the messages PowerShe
 :class:`~pswrap.transports.base.StreamItem` s and an :class:`~pswrap.transports.base.Outcome` per
 pipeline. It plays a non-interactive host: prompts are answered with an error that says so, and
 ``exit`` codes are captured from ``SetShouldExit``. A transport moves its payloads: the out-of-process
-framing of a ``pwsh -s`` process here, WSMan later. It is thread-safe: the transport's reader thread
+framing of a ``pwsh -s`` process, or WinRM's shell messages. It is thread-safe: the transport's reader thread
 feeds it while callers start and stop pipelines.
 """
 
@@ -120,9 +120,13 @@ class PSRPClient:
     :meth:`begin` for it, and closes the pipelines :meth:`receive` reports as finished.
     """
 
-    def __init__(self, *, pool_size: int = 1) -> None:
+    def __init__(self, *, pool_size: int = 1, fragment_size: int = FRAGMENT_SIZE) -> None:
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
+        if fragment_size < 22:
+            raise ValueError("fragment_size must leave room for a PSRP fragment header (22 bytes or more)")
+        #: The largest payload :meth:`outgoing` hands out (WinRM: what fits in one envelope).
+        self.fragment_size = fragment_size
         self.lock = threading.RLock()
         self._pool = psrpcore.ClientRunspacePool(
             host=_POOL_HOST, min_runspaces=pool_size, max_runspaces=pool_size
@@ -135,6 +139,11 @@ class PSRPClient:
         self.broken_reason: str | None = None
 
     # --- the pool ---
+
+    @property
+    def pool_id(self) -> uuid.UUID:
+        """The runspace pool's id (over WinRM, the shell's id)."""
+        return uuid.UUID(str(self._pool.runspace_pool_id))
 
     @property
     def state(self) -> str:
@@ -156,11 +165,11 @@ class PSRPClient:
             self._pool.open()
 
     def outgoing(self) -> list[psrpcore.PSRPPayload]:
-        """Every payload waiting to be sent, in order, in fragments of at most :data:`FRAGMENT_SIZE`."""
+        """Every payload waiting to be sent, in order, each at most :attr:`fragment_size` bytes."""
         payloads: list[psrpcore.PSRPPayload] = []
         with self.lock:
             while True:
-                payload = self._pool.data_to_send(FRAGMENT_SIZE)
+                payload = self._pool.data_to_send(self.fragment_size)
                 if payload is None:
                     return payloads
                 payloads.append(payload)

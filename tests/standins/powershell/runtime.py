@@ -5,7 +5,8 @@ Transport-neutral. A transport feeds it what the client sent - :meth:`PsrpServer
 through a :class:`Channel`: ``send(payload)`` for each PSRP payload to deliver, ``acknowledge(action,
 guid)`` when pwsh would acknowledge, ``fatal(message)`` for a protocol violation that ends the
 session. The out-of-process transport (:mod:`server_mode`) maps these to packets on stdin/stdout; a
-WinRM stand-in can map them to Send/Receive/Signal/Delete responses.
+WinRM stand-in can map them to Send/Receive/Signal/Delete responses (``on_pipeline_end(pipeline_id)``
+tells it when a pipeline's last message was sent, so that a Receive can answer CommandState Done).
 
 What pwsh does and this runtime does too (powershell.md, "What real pwsh enforces"):
 
@@ -124,6 +125,7 @@ class PsrpServer:
         ack_pool_data_first: bool = False,
         on_output: Callable[[], None] | None = None,
         on_pipeline_start: Callable[[], None] | None = None,
+        on_pipeline_end: Callable[[uuid.UUID], None] | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
@@ -132,6 +134,7 @@ class PsrpServer:
         self.ack_pool_data_first = ack_pool_data_first
         self._on_output = on_output or (lambda: None)
         self._on_pipeline_start = on_pipeline_start or (lambda: None)
+        self._on_pipeline_end = on_pipeline_end or (lambda pipeline_id: None)
         self._log = log or (lambda message: print(message, file=sys.stderr, flush=True))
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -398,6 +401,7 @@ class PsrpServer:
             finally:
                 self._release_runspace(runspace)
                 pipeline.done.set()
+                self._on_pipeline_end(pipeline.id)
 
     def _host_for(self, pipeline: _Pipeline) -> Any:
         info = pipeline.metadata.host if pipeline.metadata is not None else None
