@@ -209,3 +209,53 @@ base_url = "{adminapi.url}"
     )
     assert result.exit_code == 0, result.stderr
     assert [json.loads(line)["Name"] for line in result.stdout.splitlines()] == ["user0000000", "user0000001"]
+
+
+def run_on_a_terminal(*args: str) -> tuple[int, str, str]:
+    """``pswrap run`` in a child whose stderr is a pseudo-terminal: (exit code, stdout, terminal text)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    primary, secondary = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pswrap", "run", *args],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+    )
+    os.close(secondary)
+    terminal = bytearray()
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the child closed its end
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    os.close(primary)
+    stdout = child.stdout.read() if child.stdout else b""
+    return child.wait(timeout=60), stdout.decode(), terminal.decode(errors="replace")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "openpty"), reason="needs a pseudo-terminal")
+def test_run_shows_progress_as_a_bar_on_a_terminal(environment: ExchangeStandin) -> None:
+    code, stdout, terminal = run_on_a_terminal(
+        "Write-Progress", "-Activity", "Copying mailboxes", "-Status", "half way", "-PercentComplete", "50"
+    )
+    assert code == 0, terminal
+    assert "Copying mailboxes half way" in terminal
+    assert "50%" in terminal
+    assert "\x1b[" in terminal  # drawn as a bar, not printed as a line
+    assert "half way" not in stdout
+
+
+def test_run_keeps_progress_off_a_pipe(environment: ExchangeStandin) -> None:
+    result = invoke("run", "Write-Progress", "-Activity", "Copying mailboxes", "-PercentComplete", "50")
+    assert result.exit_code == 0, result.stderr
+    assert "Copying" not in result.stderr and "\x1b[" not in result.stderr
