@@ -53,7 +53,9 @@ def _scalar(value: Any) -> Any:
     return NotImplemented
 
 
-def normalize_pswrap(value: Any, seen: frozenset[int] = frozenset()) -> Any:
+def normalize_pswrap(value: Any, seen: frozenset[int] = frozenset(), *, both_pswrap: bool = False) -> Any:
+    """pswrap's value as plain data. ``both_pswrap``: the other side is pswrap's too (from_psrp), so a
+    wrapped value is compared as a value even where psrpcore invented its type names."""
     scalar = _scalar(value)
     if scalar is not NotImplemented:
         return scalar
@@ -80,24 +82,29 @@ def normalize_pswrap(value: Any, seen: frozenset[int] = frozenset()) -> Any:
             "completed": value.completed,
         }
     if isinstance(value, PSObject):
-        if _rehydrated(value.type_names):
+        if _rehydrated(value.type_names) and not (both_pswrap and value.has_value):
             return ("rehydrated by psrpcore", _types(value.type_names)[0])
         # psrpcore invents type names for a wrapped value sent without <TN>: compare those only when sent.
         out: dict[str, Any] = {}
         if value.has_value:
-            out["@value"] = normalize_pswrap(value.value, seen)
+            out["@value"] = normalize_pswrap(value.value, seen, both_pswrap=both_pswrap)
         else:
             out["@types"] = _types(value.type_names)
             out["@tostring"] = value.to_string
         for name, member in value.items():
-            out[name] = normalize_pswrap(member, seen)
+            out[name] = normalize_pswrap(member, seen, both_pswrap=both_pswrap)
         return out
     if isinstance(value, list):
-        return [normalize_pswrap(v, seen) for v in value]
+        return [normalize_pswrap(v, seen, both_pswrap=both_pswrap) for v in value]
     if isinstance(value, tuple):
-        return tuple(normalize_pswrap(v, seen) for v in value)
+        return tuple(normalize_pswrap(v, seen, both_pswrap=both_pswrap) for v in value)
     if isinstance(value, dict):
-        return {_key(normalize_pswrap(k, seen)): normalize_pswrap(v, seen) for k, v in value.items()}
+        return {
+            _key(normalize_pswrap(k, seen, both_pswrap=both_pswrap)): normalize_pswrap(
+                v, seen, both_pswrap=both_pswrap
+            )
+            for k, v in value.items()
+        }
     raise TypeError(f"cannot normalize {type(value).__name__}")
 
 

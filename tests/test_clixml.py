@@ -32,6 +32,7 @@ from pswrap import (
     XmlDocument,
 )
 from pswrap.clixml import ClixmlItem, ClixmlReader, parse_clixml
+from pswrap.transports._convert import from_psrp
 from tests.clixml_normal import normalize_psrpcore, normalize_pswrap
 
 NS = 'xmlns="http://schemas.microsoft.com/powershell/2004/04"'
@@ -121,6 +122,29 @@ def test_agrees_with_psrpcore_wherever_psrpcore_parses(corpus_dir: Path) -> None
         assert len(ours) == len(theirs), path.name
         for index, (item, value) in enumerate(zip(ours, theirs, strict=True)):
             _agrees(normalize_pswrap(item.value), normalize_psrpcore(value), f"{path.name}[{index}]")
+        compared += 1
+    assert compared >= 65
+
+
+def test_psrp_objects_convert_to_what_the_reader_gives(corpus_dir: Path) -> None:
+    """The PSRP transports hand back psrpcore's objects through from_psrp; a value must look the same
+    whichever way it came, so every real file psrpcore reads converts to exactly the reader's values."""
+    compared = 0
+    for path in corpus_files(corpus_dir):
+        raw = path.read_bytes()
+        text = raw.decode("utf-16") if raw.startswith(codecs.BOM_UTF16_LE) else raw.decode("utf-8-sig")
+        try:
+            theirs = deserialize_clixml(text, PSCryptoProvider())
+        except Exception:  # as above
+            continue
+        reader = ClixmlReader(keep_references=True)
+        ours = reader.feed(raw) + reader.close()
+        for index, (item, value) in enumerate(zip(ours, theirs, strict=True)):
+            _agrees(
+                normalize_pswrap(item.value, both_pswrap=True),
+                normalize_pswrap(from_psrp(value), both_pswrap=True),
+                f"{path.name}[{index}]",
+            )
         compared += 1
     assert compared >= 65
 

@@ -39,6 +39,7 @@ from pswrap.objects import (
     _init_psobject,
     _new_psobject,
 )
+from pswrap.records import progress_record
 from pswrap.secret import Secret
 
 __all__ = ["from_psrp", "to_psrp"]
@@ -61,19 +62,64 @@ def from_psrp(value: Any) -> Any:
     return _From().convert(value)
 
 
+# What each psrpcore class is, worked out once per class. psrpcore's PSObject answers every attribute
+# lookup (``__class__`` included, which a failing ``isinstance`` asks for) through a slow
+# ``__getattribute__``; a chain of ``isinstance`` tests per value cost as much as deserializing it.
+_PLAIN, _OBJECT, _SECURE, _ENUM, _CHAR, _INTEGER, _FLOAT, _DECIMAL = range(8)
+_DATETIME, _DURATION, _GUID, _VERSION, _BYTES, _URI, _XML, _SCRIPT, _STRING, _PROGRESS, _OTHER = range(8, 19)
+_KINDS: list[tuple[type | tuple[type, ...], int]] = [
+    (ps.PSSecureString, _SECURE),
+    ((ps.PSEnumBase, ps.PSFlagBase), _ENUM),
+    (ps.PSChar, _CHAR),
+    (
+        (ps.PSByte, ps.PSSByte, ps.PSInt16, ps.PSUInt16, ps.PSInt, ps.PSUInt, ps.PSInt64, ps.PSUInt64),
+        _INTEGER,
+    ),
+    ((ps.PSSingle, ps.PSDouble), _FLOAT),
+    (ps.PSDecimal, _DECIMAL),
+    (ps.PSDateTime, _DATETIME),
+    (ps.PSDuration, _DURATION),
+    (ps.PSGuid, _GUID),
+    (ps.PSVersion, _VERSION),
+    (ps.PSByteArray, _BYTES),
+    (ps.PSUri, _URI),
+    (ps.PSXml, _XML),
+    (ps.PSScriptBlock, _SCRIPT),
+    (str, _STRING),
+    (ps.ProgressRecord, _PROGRESS),
+]
+_CONTAINERS = (ps.PSDictBase, ps.PSListBase, ps.PSStackBase, ps.PSQueueBase, ps.PSIEnumerable)
+_kind_of: dict[type, tuple[int, bool]] = {}
+
+
+def _kind(cls: type) -> tuple[int, bool]:
+    """(kind, is a container) for a class; for a psrpcore PSObject the kind of primitive it is."""
+    known = _kind_of.get(cls)
+    if known is None:
+        if not issubclass(cls, ps.PSObject):
+            known = (_PLAIN, False)
+        else:
+            kind = next((k for base, k in _KINDS if issubclass(cls, base)), _OTHER)
+            known = (kind, issubclass(cls, _CONTAINERS))
+        _kind_of[cls] = known
+    return known
+
+
 class _From:
     def __init__(self) -> None:
         self._seen: dict[int, Any] = {}
 
     def convert(self, value: Any) -> Any:
-        if value is None or isinstance(value, bool):
+        cls = type(value)
+        if value is None or cls is bool or cls is str or cls is int:
             return value
         key = id(value)
         if key in self._seen:
             return self._seen[key]
-        if isinstance(value, ps.PSObject):
-            return self._psobject(value)
-        return self._plain(value)
+        kind, container = _kind(cls)
+        if kind == _PLAIN:
+            return self._plain(value)
+        return self._psobject(value, kind, container)
 
     def _plain(self, value: Any) -> Any:
         """Python values psrpcore hands out without a PSObject wrapper."""
@@ -98,77 +144,83 @@ class _From:
             return result
         return value
 
-    def _psobject(self, value: ps.PSObject) -> Any:
-        primitive = self._primitive(value)
+    def _psobject(self, value: ps.PSObject, kind: int, container: bool) -> Any:
         meta = value.PSObject
-        adapted_names = {p.name for p in meta.adapted_properties}
-        extended_names = {p.name for p in meta.extended_properties}
+        primitive = self._primitive(value, kind, meta)
+        adapted_props = meta.adapted_properties
+        extended_props = meta.extended_properties
         # Like the CLIXML reader: a value whose only members are formatting hints or a collection's
         # own (Count, Length…) is just the value.
         if primitive is not _NOT_PRIMITIVE:
-            if not adapted_names and extended_names <= FORMAT_NOTES:
+            if not adapted_props and all(p.name in FORMAT_NOTES for p in extended_props):
                 return primitive
-        elif _is_container(value) and not extended_names and adapted_names <= COLLECTION_MEMBERS:
+        elif container and not extended_props and all(p.name in COLLECTION_MEMBERS for p in adapted_props):
             return self._container(value)
 
         remoting = _remoting_form(value)
         obj = _new_psobject()
         self._seen[id(value)] = obj
-        source = remoting if remoting is not None else value
-        source_meta = source.PSObject
+        if remoting is not None:
+            source: ps.PSObject = remoting
+            source_meta = remoting.PSObject
+        else:
+            source, source_meta = value, meta
         adapted = {p.name: self.convert(p.get_value(source)) for p in source_meta.adapted_properties}
         extended = {p.name: self.convert(p.get_value(source)) for p in source_meta.extended_properties}
         wrapped: Any = _NO_VALUE
         if primitive is not _NOT_PRIMITIVE:
             wrapped = primitive
-        elif _is_container(value):
+        elif container:
             wrapped = self._container(value)
-        to_string = _to_string(value)
-        _init_psobject(obj, adapted, extended, _type_names(value), to_string, wrapped)
+        _init_psobject(obj, adapted, extended, _type_names(value, meta), _to_string(meta), wrapped)
+        if kind == _PROGRESS:  # a <PR> element: the CLIXML reader gives a ProgressRecord for it too
+            record = progress_record(obj)
+            self._seen[id(value)] = record
+            return record
         return obj
 
-    def _primitive(self, value: ps.PSObject) -> Any:
+    def _primitive(self, value: Any, kind: int, meta: Any) -> Any:
         """The plain value of a psrpcore primitive, or ``_NOT_PRIMITIVE``."""
-        if isinstance(value, ps.PSSecureString):
-            return _secure_string(value)
-        if isinstance(value, (ps.PSEnumBase, ps.PSFlagBase)):
-            names = tuple(value.PSObject.type_names)
-            return PSEnum(int(value.value), _enum_name(value), names)
-        if isinstance(value, ps.PSChar):
-            return chr(int(value))
-        if isinstance(value, _INTEGERS):
-            names = _type_names(value)
-            if any(n.removeprefix(_DESERIALIZED) == "System.Enum" for n in names):
-                return PSEnum(int(value), str(_to_string(value) or int(value)), names)
+        if kind == _STRING:
+            return str.__str__(value)
+        if kind == _INTEGER:
+            if meta.type_names != type(value).PSObject.type_names:  # an enum PowerShell did not name
+                names = _type_names(value, meta)
+                if any(n.removeprefix(_DESERIALIZED) == "System.Enum" for n in names):
+                    return PSEnum(int(value), str(_to_string(meta) or int(value)), names)
             return int(value)
-        if isinstance(value, (ps.PSSingle, ps.PSDouble)):
-            return float(value)
-        if isinstance(value, ps.PSDecimal):
-            return decimal.Decimal(value)
-        if isinstance(value, ps.PSDateTime):
+        if kind == _DATETIME:
             return PSDateTime(value, nanosecond=int(getattr(value, "nanosecond", 0) or 0))
-        if isinstance(value, ps.PSDuration):
+        if kind == _GUID:
+            return uuid.UUID(int=value.int)
+        if kind == _FLOAT:
+            return float(value)
+        if kind == _DECIMAL:
+            return decimal.Decimal(value)
+        if kind == _SECURE:
+            return _secure_string(value)
+        if kind == _ENUM:
+            return PSEnum(int(value.value), _enum_name(value), tuple(meta.type_names))
+        if kind == _CHAR:
+            return chr(int(value))
+        if kind == _DURATION:
             micro = (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
             return PSTimeSpan(ticks=micro * 10 + int(getattr(value, "nanoseconds", 0) or 0) // 100)
-        if isinstance(value, ps.PSGuid):
-            return uuid.UUID(int=value.int)
-        if isinstance(value, ps.PSVersion):
+        if kind == _VERSION:
             return Version(
                 int(value.major),
                 int(value.minor),
                 -1 if value.build is None else int(value.build),
                 -1 if value.revision is None else int(value.revision),
             )
-        if isinstance(value, ps.PSByteArray):
+        if kind == _BYTES:
             return bytes(value)
-        if isinstance(value, ps.PSUri):
+        if kind == _URI:
             return Uri(str.__str__(value))
-        if isinstance(value, ps.PSXml):
+        if kind == _XML:
             return XmlDocument(str.__str__(value))
-        if isinstance(value, ps.PSScriptBlock):
+        if kind == _SCRIPT:
             return ScriptBlock(str.__str__(value))
-        if isinstance(value, str):
-            return str.__str__(value)
         return _NOT_PRIMITIVE
 
     def _container(self, value: Any) -> Any:
@@ -197,11 +249,6 @@ class _From:
 
 
 _NOT_PRIMITIVE: Any = object()
-_INTEGERS = (ps.PSByte, ps.PSSByte, ps.PSInt16, ps.PSUInt16, ps.PSInt, ps.PSUInt, ps.PSInt64, ps.PSUInt64)
-
-
-def _is_container(value: Any) -> bool:
-    return isinstance(value, (ps.PSDictBase, ps.PSListBase, ps.PSStackBase, ps.PSQueueBase, ps.PSIEnumerable))
 
 
 def _remoting_form(value: ps.PSObject) -> ps.PSObject | None:
@@ -210,18 +257,19 @@ def _remoting_form(value: ps.PSObject) -> ps.PSObject | None:
     psrpcore rebuilds ErrorRecord, Warning/Verbose/DebugRecord into richer classes; the CLIXML reader
     sees the flat notes PowerShell serialized, so pswrap goes back to those for one shape everywhere.
     """
-    if not isinstance(value, (ps.ErrorRecord, ps.InformationalRecord)):
+    cls: Any = type(value)  # not isinstance: see _kind
+    if not issubclass(cls, (ps.ErrorRecord, ps.InformationalRecord)):
         return None
     try:
-        converter: Any = type(value).ToPSObjectForRemoting
+        converter: Any = cls.ToPSObjectForRemoting
         flat: ps.PSObject = converter(value)
     except Exception:  # an incomplete record: fall back to its properties as they are
         return None
     return flat
 
 
-def _type_names(value: ps.PSObject) -> tuple[str, ...]:
-    names = list(value.PSObject.type_names)
+def _type_names(value: ps.PSObject, meta: Any) -> tuple[str, ...]:
+    names = list(meta.type_names)
     declared = list(type(value).PSObject.type_names)
     if names != declared and names and all(n.startswith(_DESERIALIZED) for n in names):
         # psrpcore prefixes the names of types it does not know with "Deserialized."; the wire had none.
@@ -229,8 +277,8 @@ def _type_names(value: ps.PSObject) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _to_string(value: ps.PSObject) -> str | None:
-    text = value.PSObject.to_string
+def _to_string(meta: Any) -> str | None:
+    text = meta.to_string
     return None if text is None else str(text)
 
 
