@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import re
 import threading
 import time
@@ -33,7 +32,7 @@ from pswrap.errors import (
 )
 from pswrap.secret import protect_loggers
 from pswrap.transports import wsman
-from pswrap.transports.base import Execution, Invocation, Outcome, StreamItem
+from pswrap.transports.base import Invocation, QueuedExecution
 from pswrap.transports.psrp import PSRPClient, RemotePipeline
 
 if TYPE_CHECKING:
@@ -599,72 +598,25 @@ _KEEPALIVE: _Options = [("WSMAN_CMDSHELL_OPTION_KEEPALIVE", "True", {})]
 _COMMAND_OPTIONS: _Options = [("WINRS_SKIP_CMD_SHELL", "False", {})]
 
 
-class _WinRMExecution(Execution):
+class _WinRMExecution(QueuedExecution):
     def __init__(self, shell: Shell, pipeline: RemotePipeline, deadline: float | None) -> None:
+        super().__init__(pipeline.items, pipeline.invocation, deadline, shell.transport.stop_grace)
         self._shell = shell
         self._pipeline = pipeline
-        self._deadline = deadline
-        self._outcome: Outcome | None = None
-
-    @property
-    def outcome(self) -> Outcome | None:
-        return self._outcome
 
     def stop(self) -> None:
         self._shell.stop(self._pipeline)
 
-    def __iter__(self) -> Iterator[StreamItem]:
-        items = self._pipeline.items
-        while self._outcome is None:
-            timeout = None if self._deadline is None else self._deadline - time.monotonic()
-            if timeout is not None and timeout <= 0:
-                yield from self._timed_out()
-                return
-            try:
-                item = items.get(timeout=timeout)
-            except queue.Empty:
-                continue
-            if isinstance(item, Outcome):
-                self._outcome = item
-            elif isinstance(item, TransportError):
-                raise item
-            else:
-                yield item
-
-    def _timed_out(self) -> Iterator[StreamItem]:
+    def give_up(self, limit: float) -> InvocationTimeout:
         shell = self._shell
-        invocation = self._pipeline.invocation
-        limit = invocation.timeout or 0.0
+        description = self._pipeline.invocation.description
         grace = shell.transport.stop_grace
-        shell.stop(self._pipeline)
-        grace_end = time.monotonic() + grace
-        items = self._pipeline.items
-        while True:
-            remaining = grace_end - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                item = items.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if isinstance(item, Outcome):
-                self._outcome = item
-                raise InvocationTimeout(
-                    f"{invocation.description} did not finish within its timeout of {limit:g} s and was stopped",
-                    timeout=limit,
-                )
-            if isinstance(item, TransportError):
-                raise InvocationTimeout(
-                    f"{invocation.description} did not finish within its timeout of {limit:g} s, and then: {item}",
-                    timeout=limit,
-                )
-            yield item
         shell.abandon(
-            f"{shell.transport.host} did not stop {invocation.description} within {grace:g} s of its "
+            f"{shell.transport.host} did not stop {description} within {grace:g} s of its "
             f"{limit:g} s timeout, so pswrap gave the session up"
         )
-        raise InvocationTimeout(
-            f"{invocation.description} did not finish within its timeout of {limit:g} s and "
+        return InvocationTimeout(
+            f"{description} did not finish within its timeout of {limit:g} s and "
             f"{shell.transport.host} did not answer the stop signal within {grace:g} s: pswrap gave the "
             "remote session up (the next invocation opens a fresh one)",
             timeout=limit,

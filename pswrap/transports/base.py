@@ -9,14 +9,17 @@ fit behind it; :class:`pswrap.Session` never knows which one it talks to.
 from __future__ import annotations
 
 import dataclasses
+import queue
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any, ClassVar, Literal, NamedTuple
 
+from pswrap.errors import InvocationTimeout, TransportError
 from pswrap.objects import ErrorRecord
 
-__all__ = ["Execution", "Invocation", "Outcome", "State", "StreamItem", "Transport"]
+__all__ = ["Execution", "Invocation", "Outcome", "QueuedExecution", "State", "StreamItem", "Transport"]
 
 State = Literal["completed", "failed", "stopped"]
 
@@ -105,6 +108,79 @@ class Execution(ABC):
     @abstractmethod
     def stop(self) -> None:
         """Ask PowerShell to stop the invocation; iteration then ends with the ``stopped`` outcome."""
+
+
+class QueuedExecution(Execution):
+    """An execution whose items a reader thread puts on a queue: stream items, then the
+    :class:`Outcome`, or a :class:`pswrap.TransportError` when the session broke.
+
+    At the deadline it stops the invocation and waits ``stop_grace`` seconds for PowerShell to
+    stop; if it does not, :meth:`give_up` ends the session. Subclasses say how to stop and give up.
+    """
+
+    def __init__(
+        self,
+        items: queue.SimpleQueue[StreamItem | Outcome | TransportError],
+        invocation: Invocation,
+        deadline: float | None,
+        stop_grace: float,
+    ) -> None:
+        self._items = items
+        self._invocation = invocation
+        self._deadline = deadline
+        self._stop_grace = stop_grace
+        self._outcome: Outcome | None = None
+
+    @property
+    def outcome(self) -> Outcome | None:
+        return self._outcome
+
+    @abstractmethod
+    def give_up(self, limit: float) -> InvocationTimeout:
+        """End the session PowerShell would not stop; the error to raise, saying what was done."""
+
+    def __iter__(self) -> Iterator[StreamItem]:
+        while self._outcome is None:
+            timeout = None if self._deadline is None else self._deadline - time.monotonic()
+            if timeout is not None and timeout <= 0:
+                yield from self._timed_out()
+                return
+            try:
+                item = self._items.get(timeout=timeout)
+            except queue.Empty:
+                continue
+            if isinstance(item, Outcome):
+                self._outcome = item
+            elif isinstance(item, TransportError):
+                raise item
+            else:
+                yield item
+
+    def _timed_out(self) -> Iterator[StreamItem]:
+        description = self._invocation.description
+        limit = self._invocation.timeout or 0.0
+        self.stop()
+        grace_end = time.monotonic() + self._stop_grace
+        while (remaining := grace_end - time.monotonic()) > 0:
+            try:
+                item = self._items.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if isinstance(item, Outcome):
+                self._outcome = item
+                raise InvocationTimeout(
+                    f"{description} did not finish within its timeout of {limit:g} s and was stopped",
+                    timeout=limit,
+                )
+            if isinstance(item, TransportError):
+                error = InvocationTimeout(
+                    f"{description} did not finish within its timeout of {limit:g} s, and then: {item}",
+                    timeout=limit,
+                )
+                error.stderr_tail = item.stderr_tail  # already in the message, through the item's
+                raise error
+            yield item
+        raise self.give_up(limit)
 
 
 class Transport(ABC):

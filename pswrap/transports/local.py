@@ -17,14 +17,14 @@ import queue
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import psrpcore
 
 from pswrap.errors import InvocationNotStarted, InvocationTimeout, ProtocolError, TransportError
 from pswrap.transports._process import StreamTail, find_pwsh, kill_tree, spawn
-from pswrap.transports.base import Execution, Invocation, Outcome, StreamItem, Transport
+from pswrap.transports.base import Execution, Invocation, QueuedExecution, Transport
 from pswrap.transports.outofproc import EMPTY_GUID, Packet, PacketReader
 from pswrap.transports.psrp import PSRPClient, RemotePipeline
 
@@ -384,73 +384,25 @@ class _Connection:
         self._notify()
 
 
-class _LocalExecution(Execution):
+class _LocalExecution(QueuedExecution):
     def __init__(self, connection: _Connection, pipeline: RemotePipeline, deadline: float | None) -> None:
+        super().__init__(pipeline.items, pipeline.invocation, deadline, connection.stop_grace)
         self._connection = connection
         self._pipeline = pipeline
-        self._deadline = deadline
-        self._outcome: Outcome | None = None
-
-    @property
-    def outcome(self) -> Outcome | None:
-        return self._outcome
 
     def stop(self) -> None:
         self._connection.stop(self._pipeline)
 
-    def __iter__(self) -> Iterator[StreamItem]:
-        items = self._pipeline.items
-        while self._outcome is None:
-            timeout = None if self._deadline is None else self._deadline - time.monotonic()
-            if timeout is not None and timeout <= 0:
-                yield from self._timed_out()
-                return
-            try:
-                item = items.get(timeout=timeout)
-            except queue.Empty:
-                continue
-            if isinstance(item, Outcome):
-                self._outcome = item
-            elif isinstance(item, TransportError):
-                raise item
-            else:
-                yield item
-
-    def _timed_out(self) -> Iterator[StreamItem]:
+    def give_up(self, limit: float) -> InvocationTimeout:
         connection = self._connection
-        invocation = self._pipeline.invocation
-        limit = invocation.timeout or 0.0
-        connection.stop(self._pipeline)
-        grace_end = time.monotonic() + connection.stop_grace
-        items = self._pipeline.items
-        while True:
-            remaining = grace_end - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                item = items.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if isinstance(item, Outcome):
-                self._outcome = item
-                raise InvocationTimeout(
-                    f"{invocation.description} did not finish within its timeout of {limit:g} s and was stopped",
-                    timeout=limit,
-                )
-            if isinstance(item, TransportError):
-                raise InvocationTimeout(
-                    f"{invocation.description} did not finish within its timeout of {limit:g} s, and then: {item}",
-                    timeout=limit,
-                    stderr_tail=item.stderr_tail,
-                )
-            yield item
+        description = self._pipeline.invocation.description
         connection.kill(
-            f"pwsh did not stop {invocation.description} within {connection.stop_grace:g} s of its "
+            f"pwsh did not stop {description} within {connection.stop_grace:g} s of its "
             f"{limit:g} s timeout, so pswrap killed it"
         )
         connection._wait(lambda: False, connection.stop_grace)
-        raise InvocationTimeout(
-            f"{invocation.description} did not finish within its timeout of {limit:g} s and pwsh did not "
+        return InvocationTimeout(
+            f"{description} did not finish within its timeout of {limit:g} s and pwsh did not "
             f"answer the stop signal within {connection.stop_grace:g} s: pswrap killed the pwsh process "
             "(the next invocation starts a fresh one)",
             timeout=limit,
