@@ -5,6 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -213,13 +217,7 @@ base_url = "{adminapi.url}"
 
 def run_on_a_terminal(*args: str) -> tuple[int, str, str]:
     """``pswrap run`` in a child whose stderr is a pseudo-terminal: (exit code, stdout, terminal text)."""
-    import os
-    import pty
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    primary, secondary = pty.openpty()
+    primary, secondary = os.openpty()
     child = subprocess.Popen(
         [sys.executable, "-m", "pswrap", "run", *args],
         cwd=Path(__file__).resolve().parent.parent,
@@ -243,7 +241,7 @@ def run_on_a_terminal(*args: str) -> tuple[int, str, str]:
     return child.wait(timeout=60), stdout.decode(), terminal.decode(errors="replace")
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "openpty"), reason="needs a pseudo-terminal")
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
 def test_run_shows_progress_as_a_bar_on_a_terminal(environment: ExchangeStandin) -> None:
     code, stdout, terminal = run_on_a_terminal(
         "Write-Progress", "-Activity", "Copying mailboxes", "-Status", "half way", "-PercentComplete", "50"

@@ -108,9 +108,10 @@ def _agrees(ours: Any, theirs: Any, where: str) -> None:
         assert ours == theirs, where
 
 
-def test_agrees_with_psrpcore_wherever_psrpcore_parses(corpus_dir: Path) -> None:
-    compared = 0
-    for path in corpus_files(corpus_dir):
+def read_by_both(corpus: Path) -> list[tuple[str, list[ClixmlItem], list[Any]]]:
+    """(file name, the reader's items, psrpcore's values) for every corpus file psrpcore also reads."""
+    both = []
+    for path in corpus_files(corpus):
         raw = path.read_bytes()
         text = raw.decode("utf-16") if raw.startswith(codecs.BOM_UTF16_LE) else raw.decode("utf-8-sig")
         try:
@@ -118,35 +119,28 @@ def test_agrees_with_psrpcore_wherever_psrpcore_parses(corpus_dir: Path) -> None
         except Exception:  # psrpcore fails on some real files (empty <Objs/>, not well-formed): skip those
             continue
         reader = ClixmlReader(keep_references=True)
-        ours = reader.feed(raw) + reader.close()
-        assert len(ours) == len(theirs), path.name
+        both.append((path.name, reader.feed(raw) + reader.close(), theirs))
+    assert len(both) >= 65
+    return both
+
+
+def test_agrees_with_psrpcore_wherever_psrpcore_parses(corpus_dir: Path) -> None:
+    for name, ours, theirs in read_by_both(corpus_dir):
+        assert len(ours) == len(theirs), name
         for index, (item, value) in enumerate(zip(ours, theirs, strict=True)):
-            _agrees(normalize_pswrap(item.value), normalize_psrpcore(value), f"{path.name}[{index}]")
-        compared += 1
-    assert compared >= 65
+            _agrees(normalize_pswrap(item.value), normalize_psrpcore(value), f"{name}[{index}]")
 
 
 def test_psrp_objects_convert_to_what_the_reader_gives(corpus_dir: Path) -> None:
     """The PSRP transports hand back psrpcore's objects through from_psrp; a value must look the same
     whichever way it came, so every real file psrpcore reads converts to exactly the reader's values."""
-    compared = 0
-    for path in corpus_files(corpus_dir):
-        raw = path.read_bytes()
-        text = raw.decode("utf-16") if raw.startswith(codecs.BOM_UTF16_LE) else raw.decode("utf-8-sig")
-        try:
-            theirs = deserialize_clixml(text, PSCryptoProvider())
-        except Exception:  # as above
-            continue
-        reader = ClixmlReader(keep_references=True)
-        ours = reader.feed(raw) + reader.close()
+    for name, ours, theirs in read_by_both(corpus_dir):
         for index, (item, value) in enumerate(zip(ours, theirs, strict=True)):
             _agrees(
                 normalize_pswrap(item.value, both_pswrap=True),
                 normalize_pswrap(from_psrp(value), both_pswrap=True),
-                f"{path.name}[{index}]",
+                f"{name}[{index}]",
             )
-        compared += 1
-    assert compared >= 65
 
 
 def test_stderr_capture_gives_progress_and_error_records(corpus_dir: Path) -> None:

@@ -28,6 +28,7 @@ from pswrap import (
 )
 from pswrap.config import Settings
 from pswrap.transports.winrm import WINRM_VARIABLES
+from tests import session_scenarios as scenarios
 
 pytestmark = pytest.mark.live
 
@@ -63,23 +64,8 @@ def session(transport_settings: dict[str, str]) -> Iterator[Session]:
         yield s
 
 
-EVERY_STREAM = """
-param($Name)
-$VerbosePreference = 'Continue'
-$DebugPreference = 'Continue'
-"hello $Name"
-Write-Error 'an error'
-Write-Warning 'a warning'
-Write-Verbose 'some detail'
-Write-Debug 'internals'
-Write-Information 'for your information'
-Write-Progress -Activity 'Copying' -Status 'half way' -PercentComplete 50
-'bye'
-"""
-
-
 def test_every_stream(session: Session) -> None:
-    result = session.script(EVERY_STREAM, Name="bob")
+    result = session.script(scenarios.EVERY_STREAM, Name="bob")
     assert result.output == ["hello bob", "bye"]
     assert [e.message for e in result.errors] == ["an error"]
     assert [w.message for w in result.warnings] == ["a warning"]

@@ -12,10 +12,11 @@ from pathlib import Path
 import psrpcore
 from psrpcore import types as ps
 
+from pswrap.transports.oneshot import BOOTSTRAP
 from tests.fixtures.pwsh import PwshStandin
 from tests.standins.powershell.client import PsrpTestClient
 from tests.standins.powershell.clixml import CIPHER
-from tests.test_standin_language import BOOTSTRAP, request
+from tests.test_standin_language import request
 from tests.test_standin_oneshot import ONESHOT, encoded, oneshot
 
 SERVER = ["-NoLogo", "-NoProfile", "-s"]

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from psrpcore import types as ps
 
+from pswrap.transports.oneshot import BOOTSTRAP  # the script the one-shot transport sends
 from tests.standins.powershell.clixml import CIPHER
 from tests.standins.powershell.engine import Engine
 from tests.standins.powershell.errors import ExitRequested, PSError, StandinUnsupported
@@ -22,30 +23,6 @@ from tests.standins.powershell.language.parser import ParseError, parse
 from tests.standins.powershell.language.values import BigInteger, OrderedHashtable, PSArray
 from tests.standins.powershell.runspace import NonInteractiveHost, Runspace
 from tests.standins.powershell.streams import Collector, merged_note
-
-# The exact bootstrap of notes/oneshot-contract.md (the product's one-shot transport sends it).
-BOOTSTRAP = "\n".join(
-    [
-        "$ErrorActionPreference = 'Stop'",
-        "$pswrapRequest = [System.Management.Automation.PSSerializer]::Deserialize("
-        "(@($input) -join [Environment]::NewLine))",
-        "$ErrorActionPreference = $pswrapRequest['ErrorActionPreference']",
-        "$ProgressPreference = $pswrapRequest['ProgressPreference']",
-        "$pswrapParameters = $pswrapRequest['Parameters']",
-        "$pswrapArguments = $pswrapRequest['Arguments']",
-        "if ($pswrapRequest['Script']) { $pswrapCommand = [scriptblock]::Create($pswrapRequest['Script']) } "
-        "else { $pswrapCommand = $pswrapRequest['Command'] }",
-        "try {",
-        "    if ($pswrapRequest['HasInput']) { $pswrapRequest['Input'] | & $pswrapCommand @pswrapArguments "
-        "@pswrapParameters *>&1 }",
-        "    else { & $pswrapCommand @pswrapArguments @pswrapParameters *>&1 }",
-        "}",
-        "catch {",
-        "    [pscustomobject]@{ PswrapTerminatingError = $_ }",
-        "    exit 1",
-        "}",
-    ]
-)
 
 QUOTES = "'\u2018\u2019\u201a\u201b"
 
