@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import sys
 import uuid
@@ -27,14 +26,12 @@ from pswrap import (
     Session,
     TransportError,
 )
+from tests import realpwsh
 from tests import session_scenarios as scenarios
 
-PWSH = os.environ.get("PSWRAP_PWSH") or shutil.which("pwsh")
+PWSH = realpwsh.PWSH
 
-pytestmark = [
-    pytest.mark.real_pwsh,
-    pytest.mark.skipif(PWSH is None, reason="needs a real pwsh on PATH (or PSWRAP_PWSH); none found"),
-]
+pytestmark = [pytest.mark.real_pwsh, pytest.mark.usefixtures("real_pwsh")]
 
 CANARY = "canary-real_x41-SeCrEt-" + uuid.uuid4().hex[:8]
 
