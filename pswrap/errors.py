@@ -246,6 +246,52 @@ class WinRMAuthenticationError(WinRMError):
     """The WinRM host rejected the credentials, or the authentication method cannot be used here."""
 
 
+class SSHError(TransportError):
+    """An SSH host could not be reached, or the SSH connection or its ``powershell`` subsystem failed.
+
+    ``host`` is ``user@host:port``; ``reason`` the underlying problem in the SSH library's words.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str | None = None,
+        reason: str | None = None,
+        partial: Any = None,
+        stderr_tail: str | None = None,
+    ) -> None:
+        self.host = host
+        self.reason = reason
+        super().__init__(message, partial=partial, stderr_tail=stderr_tail)
+
+
+class SSHHostKeyError(SSHError):
+    """The SSH host's key is unknown (and accepting new keys was not asked for), changed, or revoked.
+
+    ``fingerprint`` is the key the host offered (``SHA256:…``), ``key_type`` its type, ``known`` the
+    fingerprints known_hosts or ``host_key_fingerprint`` expected instead (empty for an unknown host).
+    """
+
+    def __init__(
+        self, message: str, *, host: str, fingerprint: str, key_type: str, known: tuple[str, ...] = ()
+    ) -> None:
+        self.fingerprint = fingerprint
+        self.key_type = key_type
+        self.known = known
+        super().__init__(message, host=host)
+
+
+class SSHAuthenticationError(SSHError):
+    """The SSH host accepted none of the credentials. ``tried`` names the methods (and keys) pswrap
+    tried; ``offered`` the methods the host offered."""
+
+    def __init__(self, message: str, *, host: str, tried: tuple[str, ...], offered: tuple[str, ...]) -> None:
+        self.tried = tried
+        self.offered = offered
+        super().__init__(message, host=host)
+
+
 class InvocationNotStarted(TransportError):
     """The invocation never reached PowerShell (the session broke first): running it again is safe."""
 

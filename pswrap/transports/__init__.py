@@ -3,6 +3,7 @@
 ``local`` (:class:`LocalTransport`): a persistent ``pwsh -s`` spoken to over PSRP, the default.
 ``oneshot`` (:class:`OneShotTransport`): one ``pwsh -OutputFormat xml`` per call.
 ``winrm`` (:class:`WinRMTransport`): PowerShell on a remote Windows host over WinRM.
+``ssh`` (:class:`SSHTransport`): PowerShell on a remote host over SSH (its ``powershell`` subsystem).
 ``rest`` (:class:`RestTransport`): Exchange Online's admin REST API, no PowerShell at all.
 :class:`MockTransport`: built from a function, for tests.
 """
@@ -26,6 +27,7 @@ __all__ = [
     "Outcome",
     "RestTransport",
     "RetryPolicy",
+    "SSHTransport",
     "State",
     "StreamItem",
     "Transport",
@@ -35,6 +37,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from pswrap.transports.rest import RestTransport, RetryPolicy
+    from pswrap.transports.ssh import SSHTransport
     from pswrap.transports.winrm import WinRMTransport
 
 
@@ -48,4 +51,8 @@ def __getattr__(name: str) -> Any:
         from pswrap.transports import winrm
 
         return winrm.WinRMTransport
+    if name == "SSHTransport":  # likewise: paramiko loads only when a connection opens
+        from pswrap.transports import ssh
+
+        return ssh.SSHTransport
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -68,6 +68,9 @@ class Pipe(Protocol):
     def ended(self) -> str:
         """How the peer ended on its own, for messages (``pwsh (pid 7) exited with code 3``)."""
 
+    def release(self) -> None:
+        """Free what the pipe holds (connections, file handles) once the peer has ended."""
+
 
 class OutOfProcConnection:
     """One pipe to a server-mode pwsh, its PSRP client and the threads that move its bytes."""
@@ -183,6 +186,7 @@ class OutOfProcConnection:
             for thread in self._threads:
                 thread.join()
         self.pipe.wait(None)
+        self.pipe.release()
         self._closed = True
         self.client.fail_all(
             lambda p: TransportError(f"the session was closed while running {p.invocation.description}")

@@ -156,3 +156,6 @@ class ProcessPipe:
         if code in _STDIN_CLOSED_CODES:
             return f"pwsh (pid {self.process.pid}) rejected what it was sent and exited with code {code}"
         return f"pwsh (pid {self.process.pid}) exited with code {code}"
+
+    def release(self) -> None:
+        pass  # the reader threads close nothing; Popen's pipes close with the object
