@@ -86,7 +86,7 @@ ENVIRONMENT_VARIABLES: Mapping[str, str] = MappingProxyType(
 CONFIG_VARIABLE = "PSWRAP_CONFIG"
 PROFILE_VARIABLE = "PSWRAP_PROFILE"
 #: The ways pswrap can run PowerShell (see the transports).
-TRANSPORTS = ("local", "oneshot", "winrm", "rest")
+TRANSPORTS = ("local", "oneshot", "winrm", "ssh", "rest")
 
 _SECRET_FIELDS = ("client_secret", "certificate_password")
 _PATH_FIELDS = ("certificate", "ca_bundle")

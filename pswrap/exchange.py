@@ -56,7 +56,7 @@ logger = logging.getLogger("pswrap.exchange")
 #: The first ExchangeOnlineManagement version with ``Connect-ExchangeOnline -AccessToken``.
 MINIMUM_MODULE_VERSION = "3.1.0"
 INSTALL_MODULE = 'pwsh -NoProfile -Command "Install-Module ExchangeOnlineManagement -MinimumVersion 3.1.0 -Scope CurrentUser"'
-_PERSISTENT = ("local", "winrm")
+_PERSISTENT = ("local", "winrm", "ssh")
 
 _UNAUTHORIZED = re.compile(r"\(401\)|\bunauthori[sz]ed\b", re.IGNORECASE)
 _FORBIDDEN = re.compile(r"\(403\)|\bforbidden\b", re.IGNORECASE)
@@ -158,7 +158,7 @@ class ExchangeOnline:
             from pswrap.transports.rest import RestTransport
 
             return RestTransport(self.settings, self.provider, **options)
-        if chosen == "winrm":
+        if chosen in ("winrm", "ssh"):
             factory = _optional_transport(chosen)
             if factory is None:
                 raise ConfigError(f"the {chosen!r} transport is not part of this pswrap installation")

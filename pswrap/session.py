@@ -52,12 +52,12 @@ _LOG_LEVELS = {
     "information": logging.INFO,
 }
 
-TRANSPORTS = ("local", "oneshot", "winrm", "rest")
+TRANSPORTS = ("local", "oneshot", "winrm", "ssh", "rest")
 
 
 def get_transport(transport: str | Transport = "local", **options: Any) -> Transport:
     """The transport called ``transport`` (``"local"``: server mode, ``"oneshot"``, ``"winrm"``: a remote
-    host, see :class:`pswrap.WinRMTransport`; ``"rest"``: Exchange's admin API from
+    host, see :class:`pswrap.WinRMTransport`; ``"ssh"``: see :class:`pswrap.SSHTransport`; ``"rest"``: Exchange's admin API from
     :meth:`pswrap.Settings.load`), built with ``options``.
 
     A :class:`Transport` object is returned as it is (``options`` must then be empty).
@@ -88,6 +88,15 @@ def get_transport(transport: str | Transport = "local", **options: Any) -> Trans
             raise ConfigError("the winrm transport needs host=… (the remote runner host)")
         _check_options(WinRMTransport, options)
         return WinRMTransport(**options)
+    if transport == "ssh":
+        from pswrap.transports.ssh import SSHTransport
+
+        if "pwsh" in options:
+            raise ConfigError("the ssh transport runs the host's powershell subsystem: pwsh does not apply")
+        if not options.get("host"):
+            raise ConfigError("the ssh transport needs host=… (the remote host)")
+        _check_options(SSHTransport, options)
+        return SSHTransport(**options)
     if transport == "rest":
         from pswrap.transports.rest import RestTransport
 

@@ -3,7 +3,8 @@
 Checks, in order (a check whose prerequisite failed is skipped): the settings resolve; a token can be
 had and carries ``Exchange.ManageAsApp``; ``pwsh`` is found and runs; the ExchangeOnlineManagement
 module is there in 3.1.0 or later; connecting works. The REST transport needs no PowerShell, so for
-it the two PowerShell checks are skipped.
+it the two PowerShell checks are skipped; for the SSH transport the pwsh check is three: the SSH
+connection and login, the host key, and the ``powershell`` subsystem (the PowerShell it runs).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Doctor:
         self.token: Any = None
         self.pwsh_command: list[str] | None = None
         self.module_ok = False
+        self.remote: Any = None  # the SSH transport, once its checks passed
 
     def run(self) -> list[Check]:
         checks = [self.check_settings(), self.check_token()]
@@ -51,6 +53,9 @@ class Doctor:
         if transport == "rest":
             checks.append(Check("pwsh", None, "not needed: the rest transport runs no PowerShell"))
             checks.append(Check("module", None, "not needed: the rest transport runs no PowerShell"))
+        elif transport == "ssh":
+            checks.extend(self.check_ssh())
+            checks.append(self.check_module())
         elif transport == "winrm":
             checks.append(Check("pwsh", None, "runs on the remote runner host (winrm)"))
             checks.append(Check("module", None, "checked on the runner host when connecting"))
@@ -138,14 +143,85 @@ class Doctor:
             return Check("pwsh", False, f"{self.pwsh_command[0]} -Version failed (exit {done.returncode})")
         return Check("pwsh", True, f"{self.pwsh_command[0]} ({version[0]})")
 
+    def check_ssh(self) -> list[Check]:
+        """The SSH connection (handshake and login), the host key, and the powershell subsystem."""
+        from pswrap.errors import SSHAuthenticationError, SSHHostKeyError
+        from pswrap.session import Session
+        from pswrap.transports.ssh import SSHTransport
+
+        if self.settings is None:
+            return [Check(name, None, "skipped: no settings") for name in ("ssh", "host key", "subsystem")]
+        try:
+            transport = SSHTransport.from_settings(self.settings)
+        except PswrapError as exc:
+            return [
+                Check(
+                    "ssh",
+                    False,
+                    str(exc),
+                    "set PSWRAP_SSH_HOST (and _USERNAME, _KEY_FILE…) or [profiles.NAME.ssh]",
+                ),
+                Check("host key", None, "skipped: no SSH settings"),
+                Check("subsystem", None, "skipped: no SSH settings"),
+            ]
+        report: dict[str, str] = {}
+        try:
+            transport.connect_pipe(report).release()
+        except SSHHostKeyError as exc:
+            return [
+                Check("ssh", None, f"{transport.url}: not logged in (the host key was refused)"),
+                Check(
+                    "host key", False, str(exc), "add the host key to known_hosts or pin host_key_fingerprint"
+                ),
+                Check("subsystem", None, "skipped: not connected"),
+            ]
+        except SSHAuthenticationError as exc:
+            return [
+                Check(
+                    "ssh", False, str(exc), "check username, key_file (and passphrase), the agent or password"
+                ),
+                Check("host key", True, "verified before logging in"),
+                Check("subsystem", None, "skipped: not logged in"),
+            ]
+        except PswrapError as exc:
+            if report:  # logged in: the subsystem failed
+                return [
+                    Check("ssh", True, f"{transport.url}: logged in with {report['login']}"),
+                    Check("host key", True, report["host_key"]),
+                    Check("subsystem", False, str(exc)),
+                ]
+            return [
+                Check("ssh", False, str(exc), "check the host name and port, and that sshd runs there"),
+                Check("host key", None, "skipped: not connected"),
+                Check("subsystem", None, "skipped: not connected"),
+            ]
+        checks = [
+            Check("ssh", True, f"{transport.url}: logged in with {report['login']}"),
+            Check("host key", True, report["host_key"]),
+        ]
+        try:
+            with Session(transport, timeout=120) as session:
+                version = session.script("$PSVersionTable.PSVersion.ToString()").output
+        except PswrapError as exc:
+            checks.append(Check("subsystem", False, str(exc)))
+            return checks
+        shown = version[0] if version else "?"
+        checks.append(Check("subsystem", True, f"{transport.subsystem!r} runs PowerShell {shown}"))
+        self.remote = transport
+        return checks
+
     def check_module(self) -> Check:
-        if self.pwsh_command is None:
+        if self.transport == "ssh" and self.remote is None:
+            return Check("module", None, "skipped: the SSH host is not ready")
+        if self.transport != "ssh" and self.pwsh_command is None:
             return Check("module", None, "skipped: no pwsh")
         from pswrap.exchange import INSTALL_MODULE, MINIMUM_MODULE_VERSION
         from pswrap.session import Session
 
+        runner = self.remote if self.transport == "ssh" else (self.transport or "local")
+        pwsh = None if self.transport == "ssh" else self.pwsh_command
         try:
-            with Session(self.transport or "local", pwsh=self.pwsh_command, timeout=120) as session:
+            with Session(runner, pwsh=pwsh, timeout=120) as session:
                 found = session.invoke("Get-Module", "ExchangeOnlineManagement", ListAvailable=True).output
         except PswrapError as exc:
             return Check("module", False, f"could not ask PowerShell: {exc}")
@@ -173,9 +249,8 @@ class Doctor:
         from pswrap.exchange import ExchangeOnline
 
         try:
-            with ExchangeOnline(
-                self.settings, transport=self.transport, pwsh=self.pwsh_command, timeout=300
-            ) as exo:
+            pwsh = None if self.transport == "ssh" else self.pwsh_command
+            with ExchangeOnline(self.settings, transport=self.transport, pwsh=pwsh, timeout=300) as exo:
                 domains = exo.invoke("Get-AcceptedDomain").output
         except ExchangeError as exc:
             return Check("connect", False, exc.reason, exc.action)
@@ -206,7 +281,9 @@ def _print(checks: list[Check], echo: Callable[..., None]) -> None:
 @click.option("--profile", help="A profile from the config file.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="The config file.")
 @click.option(
-    "--transport", type=click.Choice(["local", "oneshot", "winrm", "rest"]), help="The transport to check."
+    "--transport",
+    type=click.Choice(["local", "oneshot", "winrm", "ssh", "rest"]),
+    help="The transport to check.",
 )
 @click.option("--pwsh", help="The pwsh to check (default: found on PATH).")
 def doctor(profile: str | None, config_path: str | None, transport: str | None, pwsh: str | None) -> None:

@@ -6,6 +6,7 @@
     pswrap run Set-Mailbox -Identity bob '-HiddenFromAddressListsEnabled:$true'   # quote $ from the shell
     pswrap run Get-Recipient -RecipientTypeDetails UserMailbox,SharedMailbox --format ndjson
     pswrap run Get-Mailbox --host runner01.contoso.com      # on a remote runner over WinRM
+    pswrap run Get-Mailbox --host ssh://svc@runner02:22      # over SSH (the host's powershell subsystem)
 
 Parameters after the cmdlet are written as in PowerShell: ``-Name value``, ``-Switch``,
 ``-Switch:$false``, ``-Name:value`` (for a value that starts with a dash), ``a,b`` for a list; ``$true``,
@@ -145,14 +146,14 @@ class _Progress:
 @click.option("--select", default=None, help="Comma-separated member names to keep.")
 @click.option(
     "--transport",
-    type=click.Choice(["local", "oneshot", "winrm", "rest"]),
+    type=click.Choice(["local", "oneshot", "winrm", "ssh", "rest"]),
     help="How to run (default: local).",
 )
 @click.option("--pwsh", help="The pwsh to start (default: found on PATH).")
 @click.option(
     "--host",
-    help="The remote runner host (implies --transport winrm; the rest comes from the profile's [winrm] table "
-    "or PSWRAP_WINRM_* variables).",
+    help="The remote runner host: a name implies --transport winrm, ssh://[user@]host[:port] --transport ssh "
+    "(the rest comes from the profile's [winrm] or [ssh] table, or PSWRAP_WINRM_*/PSWRAP_SSH_* variables).",
 )
 @click.option("--timeout", type=float, help="Seconds the cmdlet may take.")
 def run(
@@ -174,11 +175,13 @@ def run(
     progress = _Progress(sys.stderr.isatty())
     try:
         if host is not None:
-            if transport not in (None, "winrm"):
+            implied = "ssh" if host.startswith("ssh://") else transport or "winrm"
+            if transport not in (None, implied) or implied not in ("winrm", "ssh"):
                 raise ConfigError(
-                    f"--host names a WinRM runner host; it does not apply to --transport {transport}"
+                    f"--host names a remote runner (WinRM, or ssh://…); it does not apply to --transport "
+                    f"{transport}"
                 )
-            transport = "winrm"
+            transport = implied
         settings = Settings.load(profile, config_path=config_path)
         remote: dict[str, Any] = {"host": host} if host is not None else {}
         exo = ExchangeOnline(

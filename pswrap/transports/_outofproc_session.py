@@ -31,6 +31,9 @@ __all__ = ["OutOfProcConnection", "OutOfProcExecution", "Pipe"]
 
 log = logging.getLogger(__name__)
 
+# How pwsh in SSH server mode prefixes the fatal error it writes to stdout before exiting.
+_PWSH_ERROR = b"__NamedPipeError__:"
+
 
 class Pipe(Protocol):
     """Bytes to and from a PowerShell in server mode: a process's stdio, or an SSH channel.
@@ -225,7 +228,11 @@ class OutOfProcConnection:
             reader.close()
             self._fail(self._exit_reason())
         except ProtocolError as exc:
-            self.kill(f"pwsh wrote something that is not PowerShell remoting data ({exc})")
+            if exc.data.startswith(_PWSH_ERROR):  # pwsh -sshs reports its own fatal errors on stdout
+                reported = exc.data.removeprefix(_PWSH_ERROR).decode("utf-8", "replace").strip()
+                self.kill(f"pwsh reported an error and ended the session: {reported}")
+            else:
+                self.kill(f"pwsh wrote something that is not PowerShell remoting data ({exc})")
             self._fail(self._exit_reason())
         except Exception as exc:  # a pswrap bug: still end cleanly and say what happened
             log.exception("reading from pwsh failed")

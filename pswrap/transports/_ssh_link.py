@@ -9,12 +9,12 @@ checking the host key against OpenSSH ``known_hosts`` files (hashed entries, wil
 from __future__ import annotations
 
 import base64
-import fnmatch
 import hashlib
 import hmac
 import itertools
 import logging
 import os
+import re
 import socket
 import threading
 from collections.abc import Sequence
@@ -143,11 +143,17 @@ def _matches(patterns: str, name: str) -> bool:
     for pattern in patterns.split(","):
         negated = pattern.startswith("!")
         pattern = pattern.removeprefix("!")
-        if fnmatch.fnmatchcase(name.lower(), pattern.lower()):
+        if _wildcard(pattern).fullmatch(name.lower()):
             if negated:
                 return False
             matched = True
     return matched
+
+
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """OpenSSH's host pattern: ``*`` and ``?`` are wildcards, everything else (``[``, ``]``) literal."""
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern.lower())
+    return re.compile("".join(parts))
 
 
 @dataclass(frozen=True)
@@ -162,8 +168,9 @@ class HostKeyPolicy:
         """The key types known for the host, so that the host is asked for one of those first."""
         return [e.key_type for e in self.known_hosts.entries(endpoint.known_hosts_name) if not e.marker]
 
-    def check(self, endpoint: Endpoint, key: paramiko.PKey) -> None:
-        """Refuse an unknown, changed or revoked key (adding an unknown one when ``accept_new``)."""
+    def check(self, endpoint: Endpoint, key: paramiko.PKey) -> str:
+        """Refuse an unknown, changed or revoked key (adding an unknown one when ``accept_new``); say
+        why the key is trusted."""
         name = endpoint.known_hosts_name
         offered = fingerprint(key)
         kind = key.get_name()
@@ -176,7 +183,7 @@ class HostKeyPolicy:
 
         if self.fingerprint is not None:
             if hmac.compare_digest(self.fingerprint, offered):
-                return
+                return f"{kind} {offered}, the pinned host_key_fingerprint"
             raise refuse(
                 f"HOST KEY MISMATCH for {where}: it offered {kind} {offered}, but host_key_fingerprint "
                 f"is {self.fingerprint}. Someone may be intercepting the connection, or the host was "
@@ -191,8 +198,9 @@ class HostKeyPolicy:
                     f"the host key of {where} ({kind} {offered}) is marked @revoked in {entry.path} "
                     f"line {entry.line}: pswrap refused to connect"
                 )
-        if any(e.marker is None and e.blob == blob for e in entries):
-            return
+        for entry in entries:
+            if entry.marker is None and entry.blob == blob:
+                return f"{kind} {offered}, known ({entry.path} line {entry.line})"
         same_type = [e for e in entries if e.marker is None and e.key_type == kind]
         if same_type:
             known = tuple(_fingerprint_blob(e.blob) for e in same_type)
@@ -207,7 +215,7 @@ class HostKeyPolicy:
         if self.accept_new:
             path = self.known_hosts.add(name, key)
             log.warning("added the host key of %s (%s %s) to %s", where, kind, offered, path)
-            return
+            return f"{kind} {offered}, new: added to {path}"
         searched = ", ".join(str(p) for p in self.known_hosts.paths) or "no known_hosts file"
         raise refuse(
             f"the host key of {where} is not known ({kind} {offered}; looked in {searched}). Check the "
@@ -231,8 +239,11 @@ def connect(
     timeout: float,
     keepalive: float | None,
     sock: socket.socket | paramiko.Channel | None = None,
+    report: dict[str, str] | None = None,
 ) -> paramiko.Transport:
-    """An authenticated SSH connection to ``endpoint`` (over ``sock``, a jump host's channel, if given)."""
+    """An authenticated SSH connection to ``endpoint`` (over ``sock``, a jump host's channel, if given).
+
+    ``report`` gets ``host_key`` (why the key is trusted) and ``login`` (the method that worked)."""
     import paramiko
 
     label = endpoint.label
@@ -264,8 +275,10 @@ def connect(
                 host=label,
                 reason=str(exc),
             ) from None
-        policy.check(endpoint, transport.get_remote_server_key())
-        _authenticate(transport, endpoint)
+        trusted = policy.check(endpoint, transport.get_remote_server_key())
+        login = _authenticate(transport, endpoint)
+        if report is not None:
+            report.update(host_key=trusted, login=login)
         if keepalive:
             transport.set_keepalive(max(1, round(keepalive)))
     except BaseException:
@@ -291,7 +304,7 @@ def _load_key(endpoint: Endpoint) -> paramiko.PKey:
         raise ConfigError(f"key_file {str(path)!r} cannot be read ({detail}: {exc})") from None
 
 
-def _authenticate(transport: paramiko.Transport, endpoint: Endpoint) -> None:
+def _authenticate(transport: paramiko.Transport, endpoint: Endpoint) -> str:
     import paramiko
 
     user = endpoint.username
@@ -304,7 +317,7 @@ def _authenticate(transport: paramiko.Transport, endpoint: Endpoint) -> None:
     except paramiko.SSHException:
         pass
     if transport.is_authenticated():
-        return
+        return "none (the host asked for no credentials)"
     keys: list[tuple[str, paramiko.PKey]] = []
     if endpoint.key_file is not None:
         keys.append((f"key_file {endpoint.key_file}", _load_key(endpoint)))
@@ -325,7 +338,7 @@ def _authenticate(transport: paramiko.Transport, endpoint: Endpoint) -> None:
         except paramiko.SSHException as exc:
             raise SSHError(f"{endpoint.label}: authentication failed: {exc}", host=endpoint.label) from None
         if transport.is_authenticated():
-            return
+            return tried[-1]
     if endpoint.password is not None and (
         not offered or "password" in offered or "keyboard-interactive" in offered
     ):
@@ -337,7 +350,7 @@ def _authenticate(transport: paramiko.Transport, endpoint: Endpoint) -> None:
         except paramiko.SSHException as exc:
             raise SSHError(f"{endpoint.label}: authentication failed: {exc}", host=endpoint.label) from None
         if transport.is_authenticated():
-            return
+            return "password"
     if not keys and endpoint.password is None:
         what = "no credentials were given (key_file, password, or a key in an SSH agent)"
     else:

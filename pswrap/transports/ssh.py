@@ -278,8 +278,9 @@ class SSHTransport(Transport):
             KnownHosts(self.known_hosts), self.host_key_fingerprint, self.accept_new_host_key
         )
 
-    def connect_pipe(self) -> ChannelPipe:
-        """A new SSH connection and a channel running the subsystem (used by :meth:`open` and ``doctor``)."""
+    def connect_pipe(self, report: dict[str, str] | None = None) -> ChannelPipe:
+        """A new SSH connection and a channel running the subsystem (used by :meth:`open` and ``doctor``;
+        ``report`` gets how the host key was trusted and the login method)."""
         from pswrap.transports._ssh_link import ChannelPipe, Endpoint, connect
 
         endpoint = self._endpoint()
@@ -312,7 +313,7 @@ class SSHTransport(Transport):
                 ) from None
         try:
             transport = connect(
-                endpoint, self._policy(), timeout=timeout, keepalive=self.keepalive, sock=sock
+                endpoint, self._policy(), timeout=timeout, keepalive=self.keepalive, sock=sock, report=report
             )
         except BaseException:
             if jump is not None:

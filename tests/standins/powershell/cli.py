@@ -51,7 +51,6 @@ _ALIASES = {"if": "inputformat", "of": "outputformat", "ec": "encodedcommand", "
 _UNSUPPORTED = {
     "file",
     "noexit",
-    "sshservermode",
     "namedpipeservermode",
     "workingdirectory",
     "configurationname",
@@ -74,6 +73,7 @@ class Invocation:
     input_format: str = "text"
     output_format: str = "text"
     noninteractive: bool = False
+    ssh: bool = False  # -sshs: the SSH subsystem's server mode
 
 
 def _switch(arg: str) -> str | None:
@@ -115,8 +115,9 @@ def parse_arguments(args: list[str]) -> Invocation:
             raise CommandLineError(
                 f"pwsh stand-in does not support the pwsh option -{name}", EXIT_INIT_FAILURE
             )
-        if name == "servermode":
+        if name in ("servermode", "sshservermode"):
             invocation.mode = "server"
+            invocation.ssh = name == "sshservermode"
         elif name in ("nologo", "noprofile"):
             pass
         elif name == "noninteractive":
@@ -209,7 +210,7 @@ def main(args: list[str]) -> int:
     if invocation.mode == "server":
         from tests.standins.powershell import server_mode
 
-        return server_mode.serve(engine, config, recorder)
+        return server_mode.serve(engine, config, recorder, ssh=invocation.ssh)
 
     from tests.standins.powershell import oneshot
 

@@ -9,6 +9,7 @@ pwsh's message on stderr and exits with 4000 (the OS reports 160), as pwsh does.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -37,10 +38,11 @@ EXIT_CODE_UNHANDLED = 4000  # OutOfProcessUtils.EXITCODE_UNHANDLED_EXCEPTION
 class StdioChannel:
     """The runtime's channel on pwsh's stdout (packets) and stderr (fatal messages)."""
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, *, ssh: bool = False) -> None:
         self._lock = threading.Lock()
         self._out = sys.stdout.buffer
         self._recorder = recorder
+        self._ssh = ssh
 
     def write(self, data: bytes) -> None:
         with self._lock:
@@ -55,6 +57,9 @@ class StdioChannel:
         self.write(ack_packet(action, guid))
 
     def fatal(self, message: str) -> None:
+        if self._ssh:  # pwsh -sshs also reports it on stdout, as __NamedPipeError__:<message>
+            with contextlib.suppress(OSError):
+                self.write(f"__NamedPipeError__:{message}\n".encode())
         sys.stderr.write(message + "\n")
         sys.stderr.flush()
         self._recorder.event("fatal", message=message)
@@ -62,8 +67,8 @@ class StdioChannel:
         os._exit(EXIT_CODE_UNHANDLED)
 
 
-def serve(engine: Engine, config: Any, recorder: Recorder) -> int:
-    channel = StdioChannel(recorder)
+def serve(engine: Engine, config: Any, recorder: Recorder, *, ssh: bool = False) -> int:
+    channel = StdioChannel(recorder, ssh=ssh)
     faults = FaultInjector(config.faults, recorder, channel.write)
     faults.at_start()
     server = PsrpServer(
