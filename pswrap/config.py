@@ -99,6 +99,8 @@ _OTHER_VARIABLES = (CONFIG_VARIABLE, PROFILE_VARIABLE)
 _IDENTITY_FIELDS = ("tenant", "client_id", "client_secret", "certificate", "managed_identity")
 # Keys in tables pswrap does not know yet whose inline values are secrets (wrapped at once).
 _SECRET_KEY = re.compile(r"(password|passphrase|secret|token|private_key|api_key)$", re.IGNORECASE)
+# pswrap's own variables that hold secrets (PSWRAP_WINRM_PASSWORD, PSWRAP_LIVE_WINRM_PASSWORD, …).
+_SECRET_VARIABLE = re.compile(r"PSWRAP_\w*(PASSWORD|PASSPHRASE|SECRET|TOKEN|PRIVATE_KEY|API_KEY)\Z", re.I)
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DOMAIN = re.compile(r"^(?=.{4,253}$)([a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$")
 # A tenant domain that is also the Exchange organization name (the tenant's initial domain).
@@ -519,7 +521,9 @@ def child_environment(environ: Mapping[str, str] | None = None, *settings: Setti
     drop = {ENVIRONMENT_VARIABLES[name] for name in _SECRET_FIELDS}
     for one in settings:
         drop |= one.origin.secret_variables
-    return {k: v for k, v in environ.items() if k not in drop and scrub(v) == v}
+    return {
+        k: v for k, v in environ.items() if k not in drop and not _SECRET_VARIABLE.match(k) and scrub(v) == v
+    }
 
 
 # -- helpers ----------------------------------------------------------------------------------

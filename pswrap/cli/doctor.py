@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from pswrap.config import Settings
+from pswrap.config import Settings, child_environment
 from pswrap.errors import ExchangeError, PswrapError, TokenError
 from pswrap.objects import Version
 
@@ -128,6 +128,7 @@ class Doctor:
                 timeout=60,
                 stdin=subprocess.DEVNULL,
                 check=False,
+                env=child_environment(),
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return Check(
