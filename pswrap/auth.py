@@ -14,7 +14,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import logging
 import re
 import secrets
 import threading
@@ -50,7 +49,7 @@ from pswrap.errors import (
     TenantNotFoundError,
     TokenError,
 )
-from pswrap.secret import Secret, protect_loggers, scrub
+from pswrap.secret import Secret, get_logger, protect_loggers, scrub
 
 __all__ = [
     "AccessToken",
@@ -60,7 +59,7 @@ __all__ = [
     "get_token_provider",
 ]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 # msal logs whole protocol exchanges at DEBUG; urllib3 logs URLs. Scrub secrets from both.
 protect_loggers()
 

@@ -28,7 +28,6 @@ kept in :attr:`Settings.extra`; a key that looks like a misspelling of a known o
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import re
@@ -41,7 +40,7 @@ from typing import Any, NoReturn
 
 from pswrap.clouds import Cloud, get_cloud
 from pswrap.errors import ConfigError
-from pswrap.secret import Secret, scrub
+from pswrap.secret import Secret, get_logger, scrub
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -61,7 +60,7 @@ __all__ = [
     "resolve_secret",
 ]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Each setting and the environment variable it is read from by :meth:`Settings.from_env`.
 ENVIRONMENT_VARIABLES: Mapping[str, str] = MappingProxyType(

@@ -26,7 +26,6 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import importlib
-import logging
 import re
 import threading
 import time
@@ -45,13 +44,14 @@ from pswrap.errors import (
     PswrapError,
 )
 from pswrap.objects import ErrorRecord, Record
+from pswrap.secret import get_logger
 from pswrap.session import Result, Session, get_transport
 from pswrap.transports.base import Execution, Invocation, Outcome, Transport
 from pswrap.verbs import is_read_only
 
 __all__ = ["MINIMUM_MODULE_VERSION", "ExchangeOnline"]
 
-logger = logging.getLogger("pswrap.exchange")
+logger = get_logger("pswrap.exchange")
 
 #: The first ExchangeOnlineManagement version with ``Connect-ExchangeOnline -AccessToken``.
 MINIMUM_MODULE_VERSION = "3.1.0"

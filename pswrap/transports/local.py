@@ -11,7 +11,6 @@ and the next :meth:`LocalTransport.open` starts a fresh process.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import queue
 import subprocess
@@ -23,6 +22,7 @@ from typing import ClassVar
 import psrpcore
 
 from pswrap.errors import InvocationNotStarted, InvocationTimeout, ProtocolError, TransportError
+from pswrap.secret import get_logger
 from pswrap.transports._process import StreamTail, find_pwsh, kill_tree, spawn
 from pswrap.transports.base import Execution, Invocation, QueuedExecution, Transport
 from pswrap.transports.outofproc import EMPTY_GUID, Packet, PacketReader
@@ -30,7 +30,7 @@ from pswrap.transports.psrp import PSRPClient, RemotePipeline
 
 __all__ = ["LocalTransport"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SERVER_MODE_ARGS = ("-NoLogo", "-NoProfile", "-s")
 # pwsh exits with 4000 (160 on Linux) when its stdin closes: expected after the pool is closed.

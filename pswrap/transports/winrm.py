@@ -17,7 +17,6 @@ found by a probe before a call after an idle spell, or by the call itself, and r
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pswrap.errors import ConfigError, InvocationNotStarted
-from pswrap.secret import Secret
+from pswrap.secret import Secret, get_logger
 from pswrap.transports import wsman
 from pswrap.transports._winrm_shell import Shell, protect_pypsrp_logs
 from pswrap.transports.base import Execution, Invocation, Transport
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AUTH_METHODS", "ENCRYPTION_MODES", "WINRM_VARIABLES", "WinRMTransport", "exchange_transport"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: How pswrap can authenticate to WinRM (pypsrp's methods).
 AUTH_METHODS = ("negotiate", "ntlm", "kerberos", "credssp", "certificate", "basic")
