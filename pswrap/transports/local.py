@@ -137,7 +137,8 @@ class _Connection:
             threading.Thread(target=self._write_stdin, name=f"pswrap-pwsh-{pid}-stdin", daemon=True),
             threading.Thread(target=self._read_stderr, name=f"pswrap-pwsh-{pid}-stderr", daemon=True),
         ]
-        for thread in self._threads:
+        # stderr's reader first: the stdout reader joins it when pwsh exits, which can be at once.
+        for thread in reversed(self._threads):
             thread.start()
 
     # --- state ---
@@ -343,7 +344,7 @@ class _Connection:
                 if end:
                     return
         except (OSError, ValueError) as exc:
-            if not self._closing:
+            if not self._closing and not self._exited():  # when pwsh exited, stdout's reader says how
                 self._fail(f"pwsh stopped reading its input ({exc})")
         finally:
             with contextlib.suppress(OSError):
@@ -353,6 +354,13 @@ class _Connection:
         stderr = self.process.stderr
         assert stderr is not None
         self.tail.drain(stderr)
+
+    def _exited(self) -> bool:
+        try:
+            self.process.wait(timeout=self.stop_grace)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def _exit_reason(self) -> str:
         """Why stdout ended: our kill, a close, or pwsh exiting on its own (with its exit code)."""
