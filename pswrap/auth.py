@@ -36,7 +36,7 @@ from requests.adapters import HTTPAdapter
 
 from pswrap import __version__
 from pswrap.clouds import EXCHANGE_ROLE, is_exchange_audience
-from pswrap.config import Settings
+from pswrap.config import Settings, warn_if_readable_by_others
 from pswrap.errors import (
     ApplicationNotFoundError,
     ConfigError,
@@ -677,6 +677,7 @@ def _fingerprint(*parts: bytes) -> str:
 def _read_certificate_file(settings: Settings) -> bytes:
     assert settings.certificate is not None
     label = settings.origin.label("certificate")
+    warn_if_readable_by_others(settings.certificate, label)  # it holds the private key
     try:
         return settings.certificate.read_bytes()
     except OSError as exc:

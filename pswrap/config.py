@@ -58,6 +58,7 @@ __all__ = [
     "child_environment",
     "default_config_path",
     "resolve_secret",
+    "warn_if_readable_by_others",
 ]
 
 logger = get_logger(__name__)
@@ -452,7 +453,7 @@ class ConfigFile:
         inline: list[str] = []
         for key, value in table.items():
             if key not in _KNOWN_FIELDS:
-                extra[key] = _wrap_inline_secrets(value, key)
+                extra[key] = _wrap_inline_secrets(value, key, inline)
                 continue
             if key in _SECRET_FIELDS:
                 values[key] = _resolve(value, labels[key], key, base_dir, environ, secret_variables, inline)
@@ -689,6 +690,7 @@ def _resolve(
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise ConfigError(f"{where} refers to file {path}, which cannot be read: {reason}") from None
+        warn_if_readable_by_others(path, where)
         text = text[:-1] if text.endswith("\n") else text
         text = text[:-1] if text.endswith("\r") else text
         if not text:
@@ -698,14 +700,18 @@ def _resolve(
     return Secret(value, name)
 
 
-def _wrap_inline_secrets(value: Any, key: str) -> Any:
-    """Secrets in tables pswrap does not know yet become :class:`Secret` at once (references stay)."""
+def _wrap_inline_secrets(value: Any, key: str, inline: list[str] | None = None) -> Any:
+    """Secrets in tables pswrap does not know yet become :class:`Secret` at once (references stay);
+    their dotted names go to ``inline``."""
     if isinstance(value, dict):
-        return {k: _wrap_inline_secrets(v, k) for k, v in value.items()}
+        return {k: _wrap_inline_secrets(v, f"{key}.{k}", inline) for k, v in value.items()}
     if isinstance(value, list):
-        return [_wrap_inline_secrets(v, key) for v in value]
-    if isinstance(value, str) and _SECRET_KEY.search(key) and not value.startswith(("env:", "file:")):
-        return Secret(value, key)
+        return [_wrap_inline_secrets(v, key, inline) for v in value]
+    name = key.rsplit(".", 1)[-1]
+    if isinstance(value, str) and _SECRET_KEY.search(name) and not value.startswith(("env:", "file:")):
+        if inline is not None:
+            inline.append(key)
+        return Secret(value, name)
     return value
 
 
@@ -726,6 +732,29 @@ def _warn_about_misspelled_variables(environ: Mapping[str, str]) -> None:
             close = _close_matches(variable, known, n=1, cutoff=0.85)
             if close:
                 logger.warning("%s is not a pswrap setting; did you mean %s?", variable, close[0])
+
+
+_warned_files: set[tuple[str, int]] = set()
+
+
+def warn_if_readable_by_others(path: str | os.PathLike[str], where: str) -> None:
+    """Log a warning (once per file and mode) when the file ``path`` (a secret, a private key) can be
+    read by other users."""
+    if sys.platform == "win32":
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & 0o044 and (os.fspath(path), mode) not in _warned_files:
+        _warned_files.add((os.fspath(path), mode))
+        logger.warning(
+            "%s: %s holds a secret and can be read by other users (mode %o): chmod 600 %s",
+            where,
+            os.fspath(path),
+            mode & 0o777,
+            os.fspath(path),
+        )
 
 
 def _warn_about_inline_secrets(path: Path, where: str, names: list[str]) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
+from pswrap.config import warn_if_readable_by_others
 from pswrap.errors import ConfigError, InvocationNotStarted
 from pswrap.secret import Secret, get_logger
 from pswrap.transports import wsman
@@ -176,6 +177,8 @@ class WinRMTransport(Transport):
         ca_path = _existing_file("ca_bundle", ca_bundle)
         cert_path = _existing_file("certificate", certificate)
         key_path = _existing_file("certificate_key", certificate_key)
+        if key_path is not None:
+            warn_if_readable_by_others(key_path, "the WinRM certificate_key")
         if ca_path is not None and verify is False:
             raise ConfigError(
                 "give either ca_bundle (check the host's certificate against it) or verify=False"
