@@ -259,18 +259,26 @@ class Settings:
                 return name
         return None
 
-    def require_token_settings(self) -> None:
-        """Raise :class:`ConfigError` naming what is missing to get an app-only token."""
-        kind = self.credential_kind
+    def missing(self, *, organization: bool = False) -> list[str]:
+        """What is missing to get an app-only token (and, with ``organization``, to reach Exchange),
+        each named where it is set (``PSWRAP_TENANT``, ``tenant in profile …``)."""
         label = self.origin.label
+        found: list[str] = []
+        kind = self.credential_kind
+        if kind != "managed_identity":
+            found += [label(name) for name in ("tenant", "client_id") if not getattr(self, name)]
         if kind is None:
             options = ", ".join(label(n) for n in ("client_secret", "certificate", "managed_identity"))
-            raise ConfigError(f"{self.origin.description}: no credential: set one of {options}")
-        if kind == "managed_identity":
-            return
-        missing = [label(name) for name in ("tenant", "client_id") if not getattr(self, name)]
+            found.append(f"a credential (one of {options})")
+        if organization and not self.organization:
+            found.append(f"{label('organization')} (the tenant's *.onmicrosoft.com domain)")
+        return found
+
+    def require_token_settings(self) -> None:
+        """Raise :class:`ConfigError` naming what is missing to get an app-only token."""
+        missing = self.missing()
         if missing:
-            raise ConfigError(f"{self.origin.description}: {' and '.join(missing)} must be set")
+            raise ConfigError(f"{self.origin.description}: {', '.join(missing)} must be set")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (validated like the original)."""
