@@ -94,7 +94,7 @@ _BOOL_FIELDS = ("certificate_send_chain",)
 _NUMBER_FIELDS = ("refresh_margin", "timeout")
 _KNOWN_FIELDS = tuple(ENVIRONMENT_VARIABLES)
 # Variables other parts of pswrap (and its tests) read; never reported as misspellings.
-_OTHER_VARIABLES = (CONFIG_VARIABLE, PROFILE_VARIABLE)
+_OTHER_VARIABLES = (CONFIG_VARIABLE, PROFILE_VARIABLE, "PSWRAP_PWSH")
 # Credentials whose presence in the environment means "configure from the environment".
 _IDENTITY_FIELDS = ("tenant", "client_id", "client_secret", "certificate", "managed_identity")
 # Keys in tables pswrap does not know yet whose inline values are secrets (wrapped at once).

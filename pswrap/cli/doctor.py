@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from pswrap.cli import _errors as errors
 from pswrap.config import Settings, child_environment
 from pswrap.errors import ExchangeError, PswrapError, TokenError
 from pswrap.objects import Version
@@ -117,8 +118,8 @@ class Doctor:
             return Check(
                 "pwsh",
                 False,
-                str(exc),
-                "install PowerShell 7 (https://aka.ms/powershell) or pass --pwsh PATH",
+                errors.message(exc),
+                "install PowerShell 7 (https://aka.ms/powershell) or give its path with --pwsh or PSWRAP_PWSH",
             )
         try:
             done = subprocess.run(
@@ -209,7 +210,9 @@ def _print(checks: list[Check], echo: Callable[..., None]) -> None:
 @click.option(
     "--transport", type=click.Choice(["local", "oneshot", "winrm", "rest"]), help="The transport to check."
 )
-@click.option("--pwsh", help="The pwsh to check (default: found on PATH).")
+@click.option(
+    "--pwsh", envvar="PSWRAP_PWSH", help="The pwsh to check (default: PSWRAP_PWSH, else found on PATH)."
+)
 def doctor(profile: str | None, config_path: str | None, transport: str | None, pwsh: str | None) -> None:
     """Check that pswrap can reach Exchange Online: settings, token, pwsh, module, connect."""
     checks = Doctor(profile, config_path, transport, pwsh).run()
