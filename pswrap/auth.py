@@ -14,7 +14,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import logging
 import re
 import secrets
 import threading
@@ -37,7 +36,7 @@ from requests.adapters import HTTPAdapter
 
 from pswrap import __version__
 from pswrap.clouds import EXCHANGE_ROLE, is_exchange_audience
-from pswrap.config import Settings
+from pswrap.config import Settings, warn_if_readable_by_others
 from pswrap.errors import (
     ApplicationNotFoundError,
     ConfigError,
@@ -50,7 +49,7 @@ from pswrap.errors import (
     TenantNotFoundError,
     TokenError,
 )
-from pswrap.secret import Secret, protect_loggers, scrub
+from pswrap.secret import Secret, get_logger, protect_loggers, scrub
 
 __all__ = [
     "AccessToken",
@@ -60,7 +59,7 @@ __all__ = [
     "get_token_provider",
 ]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 # msal logs whole protocol exchanges at DEBUG; urllib3 logs URLs. Scrub secrets from both.
 protect_loggers()
 
@@ -678,6 +677,7 @@ def _fingerprint(*parts: bytes) -> str:
 def _read_certificate_file(settings: Settings) -> bytes:
     assert settings.certificate is not None
     label = settings.origin.label("certificate")
+    warn_if_readable_by_others(settings.certificate, label)  # it holds the private key
     try:
         return settings.certificate.read_bytes()
     except OSError as exc:

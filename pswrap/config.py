@@ -28,7 +28,6 @@ kept in :attr:`Settings.extra`; a key that looks like a misspelling of a known o
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import re
@@ -41,7 +40,7 @@ from typing import Any, NoReturn
 
 from pswrap.clouds import Cloud, get_cloud
 from pswrap.errors import ConfigError
-from pswrap.secret import Secret, scrub
+from pswrap.secret import Secret, get_logger, scrub
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -59,9 +58,10 @@ __all__ = [
     "child_environment",
     "default_config_path",
     "resolve_secret",
+    "warn_if_readable_by_others",
 ]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Each setting and the environment variable it is read from by :meth:`Settings.from_env`.
 ENVIRONMENT_VARIABLES: Mapping[str, str] = MappingProxyType(
@@ -94,11 +94,13 @@ _BOOL_FIELDS = ("certificate_send_chain",)
 _NUMBER_FIELDS = ("refresh_margin", "timeout")
 _KNOWN_FIELDS = tuple(ENVIRONMENT_VARIABLES)
 # Variables other parts of pswrap (and its tests) read; never reported as misspellings.
-_OTHER_VARIABLES = (CONFIG_VARIABLE, PROFILE_VARIABLE)
+_OTHER_VARIABLES = (CONFIG_VARIABLE, PROFILE_VARIABLE, "PSWRAP_PWSH")
 # Credentials whose presence in the environment means "configure from the environment".
 _IDENTITY_FIELDS = ("tenant", "client_id", "client_secret", "certificate", "managed_identity")
 # Keys in tables pswrap does not know yet whose inline values are secrets (wrapped at once).
 _SECRET_KEY = re.compile(r"(password|passphrase|secret|token|private_key|api_key)$", re.IGNORECASE)
+# pswrap's own variables that hold secrets (PSWRAP_WINRM_PASSWORD, PSWRAP_LIVE_WINRM_PASSWORD, …).
+_SECRET_VARIABLE = re.compile(r"PSWRAP_\w*(PASSWORD|PASSPHRASE|SECRET|TOKEN|PRIVATE_KEY|API_KEY)\Z", re.I)
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DOMAIN = re.compile(r"^(?=.{4,253}$)([a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$")
 # A tenant domain that is also the Exchange organization name (the tenant's initial domain).
@@ -257,18 +259,26 @@ class Settings:
                 return name
         return None
 
-    def require_token_settings(self) -> None:
-        """Raise :class:`ConfigError` naming what is missing to get an app-only token."""
-        kind = self.credential_kind
+    def missing(self, *, organization: bool = False) -> list[str]:
+        """What is missing to get an app-only token (and, with ``organization``, to reach Exchange),
+        each named where it is set (``PSWRAP_TENANT``, ``tenant in profile …``)."""
         label = self.origin.label
+        found: list[str] = []
+        kind = self.credential_kind
+        if kind != "managed_identity":
+            found += [label(name) for name in ("tenant", "client_id") if not getattr(self, name)]
         if kind is None:
             options = ", ".join(label(n) for n in ("client_secret", "certificate", "managed_identity"))
-            raise ConfigError(f"{self.origin.description}: no credential: set one of {options}")
-        if kind == "managed_identity":
-            return
-        missing = [label(name) for name in ("tenant", "client_id") if not getattr(self, name)]
+            found.append(f"a credential (one of {options})")
+        if organization and not self.organization:
+            found.append(f"{label('organization')} (the tenant's *.onmicrosoft.com domain)")
+        return found
+
+    def require_token_settings(self) -> None:
+        """Raise :class:`ConfigError` naming what is missing to get an app-only token."""
+        missing = self.missing()
         if missing:
-            raise ConfigError(f"{self.origin.description}: {' and '.join(missing)} must be set")
+            raise ConfigError(f"{self.origin.description}: {', '.join(missing)} must be set")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (validated like the original)."""
@@ -451,7 +461,7 @@ class ConfigFile:
         inline: list[str] = []
         for key, value in table.items():
             if key not in _KNOWN_FIELDS:
-                extra[key] = _wrap_inline_secrets(value, key)
+                extra[key] = _wrap_inline_secrets(value, key, inline)
                 continue
             if key in _SECRET_FIELDS:
                 values[key] = _resolve(value, labels[key], key, base_dir, environ, secret_variables, inline)
@@ -519,7 +529,9 @@ def child_environment(environ: Mapping[str, str] | None = None, *settings: Setti
     drop = {ENVIRONMENT_VARIABLES[name] for name in _SECRET_FIELDS}
     for one in settings:
         drop |= one.origin.secret_variables
-    return {k: v for k, v in environ.items() if k not in drop and scrub(v) == v}
+    return {
+        k: v for k, v in environ.items() if k not in drop and not _SECRET_VARIABLE.match(k) and scrub(v) == v
+    }
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -686,6 +698,7 @@ def _resolve(
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise ConfigError(f"{where} refers to file {path}, which cannot be read: {reason}") from None
+        warn_if_readable_by_others(path, where)
         text = text[:-1] if text.endswith("\n") else text
         text = text[:-1] if text.endswith("\r") else text
         if not text:
@@ -695,14 +708,18 @@ def _resolve(
     return Secret(value, name)
 
 
-def _wrap_inline_secrets(value: Any, key: str) -> Any:
-    """Secrets in tables pswrap does not know yet become :class:`Secret` at once (references stay)."""
+def _wrap_inline_secrets(value: Any, key: str, inline: list[str] | None = None) -> Any:
+    """Secrets in tables pswrap does not know yet become :class:`Secret` at once (references stay);
+    their dotted names go to ``inline``."""
     if isinstance(value, dict):
-        return {k: _wrap_inline_secrets(v, k) for k, v in value.items()}
+        return {k: _wrap_inline_secrets(v, f"{key}.{k}", inline) for k, v in value.items()}
     if isinstance(value, list):
-        return [_wrap_inline_secrets(v, key) for v in value]
-    if isinstance(value, str) and _SECRET_KEY.search(key) and not value.startswith(("env:", "file:")):
-        return Secret(value, key)
+        return [_wrap_inline_secrets(v, key, inline) for v in value]
+    name = key.rsplit(".", 1)[-1]
+    if isinstance(value, str) and _SECRET_KEY.search(name) and not value.startswith(("env:", "file:")):
+        if inline is not None:
+            inline.append(key)
+        return Secret(value, name)
     return value
 
 
@@ -723,6 +740,29 @@ def _warn_about_misspelled_variables(environ: Mapping[str, str]) -> None:
             close = _close_matches(variable, known, n=1, cutoff=0.85)
             if close:
                 logger.warning("%s is not a pswrap setting; did you mean %s?", variable, close[0])
+
+
+_warned_files: set[tuple[str, int]] = set()
+
+
+def warn_if_readable_by_others(path: str | os.PathLike[str], where: str) -> None:
+    """Log a warning (once per file and mode) when the file ``path`` (a secret, a private key) can be
+    read by other users."""
+    if sys.platform == "win32":
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & 0o044 and (os.fspath(path), mode) not in _warned_files:
+        _warned_files.add((os.fspath(path), mode))
+        logger.warning(
+            "%s: %s holds a secret and can be read by other users (mode %o): chmod 600 %s",
+            where,
+            os.fspath(path),
+            mode & 0o777,
+            os.fspath(path),
+        )
 
 
 def _warn_about_inline_secrets(path: Path, where: str, names: list[str]) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import importlib
-import logging
 import re
 import threading
 import time
@@ -45,13 +44,14 @@ from pswrap.errors import (
     PswrapError,
 )
 from pswrap.objects import ErrorRecord, Record
+from pswrap.secret import get_logger
 from pswrap.session import Result, Session, get_transport
 from pswrap.transports.base import Execution, Invocation, Outcome, Transport
 from pswrap.verbs import is_read_only
 
 __all__ = ["MINIMUM_MODULE_VERSION", "ExchangeOnline"]
 
-logger = logging.getLogger("pswrap.exchange")
+logger = get_logger("pswrap.exchange")
 
 #: The first ExchangeOnlineManagement version with ``Connect-ExchangeOnline -AccessToken``.
 MINIMUM_MODULE_VERSION = "3.1.0"
@@ -101,6 +101,9 @@ class ExchangeOnline:
         **transport_options: Any,
     ) -> None:
         self.settings = settings if settings is not None else Settings.load()
+        missing = self.settings.missing(organization=True) if provider is None else []
+        if len(missing) > 1 or (missing and self.settings.organization):
+            raise ConfigError(f"{self.settings.origin.description}: {', '.join(missing)} must be set")
         if not self.settings.organization:
             raise ConfigError(
                 "no Exchange organization: set organization (PSWRAP_ORGANIZATION) to the tenant's primary "
@@ -171,10 +174,11 @@ class ExchangeOnline:
         """Connect now (calls connect on demand). Returns the session."""
         if self._closed:
             raise PswrapError("this Exchange Online session is closed")
-        if self.persistent:
-            with self._lock:
-                self.session.open()
-                self._ensure_fresh_token()
+        with self._lock:
+            if self.persistent:
+                self._open_session()
+            else:
+                self.provider.get_token()  # a wrong credential fails now, not at the first call
         return self
 
     def close(self) -> None:
@@ -247,8 +251,7 @@ class ExchangeOnline:
             build = lambda: invocation  # noqa: E731
         with self._lock:
             if self.persistent:
-                self.session.open()
-                self._ensure_fresh_token()
+                self._open_session()
             execution = self.session.start(build())
         return Result(
             execution,
@@ -355,6 +358,17 @@ class ExchangeOnline:
             except BaseException:
                 session.transport.close()
                 raise
+
+    def _open_session(self) -> None:
+        """Open PowerShell (connecting it) and make sure its token is fresh.
+
+        The token comes first: a wrong credential or an unreachable identity provider then fails
+        before any pwsh starts.
+        """
+        if not self.session.healthy:
+            self.provider.get_token()
+        self.session.open()
+        self._ensure_fresh_token()
 
     def _ensure_fresh_token(self) -> None:
         token = self.provider.get_token()

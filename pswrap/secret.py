@@ -98,18 +98,39 @@ class RedactingFilter(logging.Filter):
         try:
             message = record.getMessage()
         except Exception:  # a broken format string is the caller's bug; do not hide the record
-            return True
-        cleaned = scrub(message)
-        if cleaned != message:
-            record.msg = cleaned
-            record.args = None
+            message = None
+        if message is not None:
+            cleaned = scrub(message)
+            if cleaned != message:
+                record.msg = cleaned
+                record.args = None
+        if record.exc_info and not record.exc_text:
+            # Handlers format the traceback after filters ran: format it now, so it is scrubbed too.
+            record.exc_text = _FORMATTER.formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
         return True
+
+
+_FORMATTER = logging.Formatter()
 
 
 _FILTER = RedactingFilter()
 _PROTECTED_PREFIXES = ("pswrap", "psrpcore", "pypsrp", "msal", "spnego", "urllib3", "requests")
+
+
+def get_logger(name: str) -> logging.Logger:
+    """The logger ``name`` with the redacting filter attached: every pswrap module logs through one.
+
+    A filter on a logger only sees records logged on that very logger, so each of pswrap's loggers
+    gets it where it is created, whatever the import order.
+    """
+    logger = logging.getLogger(name)
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    return logger
 
 
 def protect_loggers(*prefixes: str) -> None:

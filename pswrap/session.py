@@ -34,15 +34,16 @@ from pswrap.objects import (
     WarningRecord,
 )
 from pswrap.render import Templates
+from pswrap.secret import get_logger
 from pswrap.transports.base import Execution, Invocation, Outcome, State, Transport
 
 __all__ = ["Result", "Session", "get_transport"]
 
 #: PowerShell's records are logged here: warnings at WARNING, errors at ERROR, verbose and debug at
 #: DEBUG, information at INFO.
-powershell_log = logging.getLogger("pswrap.powershell")
+powershell_log = get_logger("pswrap.powershell")
 # A library does not print unless the application configures logging.
-logging.getLogger("pswrap").addHandler(logging.NullHandler())
+get_logger("pswrap").addHandler(logging.NullHandler())
 
 _LOG_LEVELS = {
     "error": logging.ERROR,

@@ -454,7 +454,8 @@ def test_unusable_certificate_files(
 
 def test_missing_settings_are_named() -> None:
     with pytest.raises(
-        ConfigError, match="no credential: set one of client_secret, certificate, managed_identity"
+        ConfigError,
+        match=r"client_id, a credential \(one of client_secret, certificate, managed_identity\) must be set",
     ):
         TokenProvider(Settings(tenant="contoso.onmicrosoft.com"))
     with pytest.raises(ConfigError, match="PSWRAP_TENANT must be set"):

@@ -124,7 +124,7 @@ def test_entra_error_exits_nonzero_with_the_action(
     result = runner.invoke(
         main, ["token"], env=isolated({**idp_environ, "PSWRAP_CLIENT_SECRET": wrong}, tmp_path)
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a settings problem, as for pswrap run
     assert "AADSTS7000215" in result.stderr
     assert "Set PSWRAP_CLIENT_SECRET to the secret's Value" in result.stderr
     assert "Traceback" not in result.output
@@ -133,8 +133,8 @@ def test_entra_error_exits_nonzero_with_the_action(
 
 def test_no_settings_exits_nonzero_saying_what_to_set(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(main, ["token"], env=isolated({}, tmp_path))
-    assert result.exit_code == 1
-    assert "Error: no pswrap settings: set PSWRAP_TENANT" in result.stderr
+    assert result.exit_code == 2
+    assert "pswrap token: no pswrap settings: set PSWRAP_TENANT" in result.stderr
 
 
 def test_raw_and_claims_do_not_mix(runner: CliRunner, tmp_path: Path) -> None:

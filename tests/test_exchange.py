@@ -4,11 +4,12 @@ ExchangeOnlineManagement module (validating the JWT), pswrap connects once and s
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import pytest
 
-from pswrap import PowerShellError, PSObject
+from pswrap import ConfigError, CredentialRejectedError, PowerShellError, PSObject
 from pswrap.errors import ExchangeConnectError, ExchangeModuleError
 from pswrap.exchange import ExchangeOnline, _close_open_sessions
 from tests.fixtures.exchange import ExchangeStandin
@@ -222,3 +223,26 @@ def test_no_organization_is_a_configuration_error(exchange_standin: ExchangeStan
     settings = exchange_standin.settings(tenant=exchange_standin.idp.tenant.id)
     with pytest.raises(Exception, match="no Exchange organization"):
         ExchangeOnline(settings)
+
+
+def test_from_env_with_nothing_set_names_everything_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("PSWRAP_"):
+            monkeypatch.delenv(name)
+    with pytest.raises(ConfigError) as caught:
+        ExchangeOnline.from_env()
+    message = str(caught.value)
+    for name in ("PSWRAP_TENANT", "PSWRAP_CLIENT_ID", "PSWRAP_CLIENT_SECRET", "PSWRAP_ORGANIZATION"):
+        assert name in message
+
+
+@pytest.mark.parametrize("transport", ["local", "oneshot"])
+def test_a_rejected_credential_starts_no_pwsh(exchange_standin: ExchangeStandin, transport: str) -> None:
+    exo = exchange_standin.open(
+        exchange_standin.settings(client_secret="wrong-secret-value"), transport=transport
+    )
+    with pytest.raises(CredentialRejectedError):
+        exo.invoke("Get-Mailbox").wait()
+    with pytest.raises(CredentialRejectedError):
+        exo.open()
+    assert exchange_standin.pwsh.processes() == []

@@ -10,10 +10,14 @@ from pswrap import __version__
 
 
 class _WarningsToStderr(logging.Handler):
-    """pswrap's warnings (a token without the Exchange role, a world-readable secret…) on stderr."""
+    """pswrap's own warnings and errors (a token without the Exchange role, a world-readable secret…)
+    on stderr, labelled by level. PowerShell's records are not among them: the commands print those."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        click.echo(f"warning: {self.format(record)}", err=True)
+        if hasattr(record, "pswrap_record"):
+            return
+        label = "error" if record.levelno >= logging.ERROR else "warning"
+        click.echo(f"{label}: {self.format(record)}", err=True)
 
 
 def _show_warnings() -> None:

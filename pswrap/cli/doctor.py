@@ -17,7 +17,8 @@ from typing import Any
 
 import click
 
-from pswrap.config import Settings
+from pswrap.cli import _errors as errors
+from pswrap.config import Settings, child_environment
 from pswrap.errors import ExchangeError, PswrapError, TokenError
 from pswrap.objects import Version
 
@@ -122,8 +123,8 @@ class Doctor:
             return Check(
                 "pwsh",
                 False,
-                str(exc),
-                "install PowerShell 7 (https://aka.ms/powershell) or pass --pwsh PATH",
+                errors.message(exc),
+                "install PowerShell 7 (https://aka.ms/powershell) or give its path with --pwsh or PSWRAP_PWSH",
             )
         try:
             done = subprocess.run(
@@ -133,6 +134,7 @@ class Doctor:
                 timeout=60,
                 stdin=subprocess.DEVNULL,
                 check=False,
+                env=child_environment(),
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return Check(
@@ -285,7 +287,9 @@ def _print(checks: list[Check], echo: Callable[..., None]) -> None:
     type=click.Choice(["local", "oneshot", "winrm", "ssh", "rest"]),
     help="The transport to check.",
 )
-@click.option("--pwsh", help="The pwsh to check (default: found on PATH).")
+@click.option(
+    "--pwsh", envvar="PSWRAP_PWSH", help="The pwsh to check (default: PSWRAP_PWSH, else found on PATH)."
+)
 def doctor(profile: str | None, config_path: str | None, transport: str | None, pwsh: str | None) -> None:
     """Check that pswrap can reach Exchange Online: settings, token, pwsh, module, connect."""
     checks = Doctor(profile, config_path, transport, pwsh).run()

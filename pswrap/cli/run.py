@@ -13,7 +13,8 @@ Parameters after the cmdlet are written as in PowerShell: ``-Name value``, ``-Sw
 ``$false`` and ``$null`` mean what they do in PowerShell and whole numbers are numbers. pswrap's own
 options are the ``--double-dash`` ones. Output goes to stdout; warnings, errors and other records to
 stderr; progress shows as a bar on a terminal. The exit code is 0 on success, 1 when PowerShell
-reported an error, 2 for a usage or configuration problem, 3 when pswrap could not reach Exchange.
+reported an error, 2 for a usage or settings problem (a missing pwsh or module, a rejected credential:
+retrying will not help), 3 when pswrap could not reach Exchange or the identity provider.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from typing import Any
 
 import click
 
+from pswrap.cli import _errors as errors
 from pswrap.cli import output
 from pswrap.config import Settings
-from pswrap.errors import ConfigError, ExchangeError, PowerShellError, PswrapError, TokenError
+from pswrap.errors import ConfigError, PowerShellError, PswrapError
 from pswrap.objects import ProgressRecord, Record
 
 _NUMBER = re.compile(r"[+-]?\d+\Z")
@@ -135,7 +137,7 @@ class _Progress:
             self._bar.stop()
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]})
+@click.command(context_settings={"ignore_unknown_options": True, "help_option_names": ["-h", "--help"]})
 @click.argument("cmdlet")
 @click.argument("parameters", nargs=-1, type=click.UNPROCESSED)
 @click.option(
@@ -149,7 +151,9 @@ class _Progress:
     type=click.Choice(["local", "oneshot", "winrm", "ssh", "rest"]),
     help="How to run (default: local).",
 )
-@click.option("--pwsh", help="The pwsh to start (default: found on PATH).")
+@click.option(
+    "--pwsh", envvar="PSWRAP_PWSH", help="The pwsh to start (default: PSWRAP_PWSH, else found on PATH)."
+)
 @click.option(
     "--host",
     help="The remote runner host: a name implies --transport winrm, ssh://[user@]host[:port] --transport ssh "
@@ -193,9 +197,9 @@ def run(
             progress=progress.enabled,
             **remote,
         )
-    except (ConfigError, TokenError) as exc:
-        click.echo(f"pswrap run: {exc}", err=True)
-        sys.exit(2)
+    except PswrapError as exc:
+        click.echo(f"pswrap run: {errors.message(exc)}", err=True)
+        sys.exit(errors.exit_code(exc))
     failed = False
     try:
         with exo:
@@ -216,13 +220,9 @@ def run(
         if exc.record.error_id:
             click.echo(f"  ({exc.record.category}, {exc.record.error_id})", err=True)
         sys.exit(1)
-    except (ExchangeError, TokenError) as exc:
-        progress.close()
-        click.echo(f"pswrap run: {exc}", err=True)
-        sys.exit(3)
     except PswrapError as exc:
         progress.close()
-        click.echo(f"pswrap run: {exc}", err=True)
-        sys.exit(3)
+        click.echo(f"pswrap run: {errors.message(exc)}", err=True)
+        sys.exit(errors.exit_code(exc))
     if failed:
         sys.exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pswrap.cli import _errors as errors
 from pswrap.errors import ConfigError, TokenError
 
 if TYPE_CHECKING:
@@ -49,7 +51,8 @@ def token(profile: str | None, config_path: Path | None, claims: bool, raw: bool
         provider = get_token_provider(settings)
         access = provider.get_token()
     except (ConfigError, TokenError) as exc:
-        raise click.ClickException(str(exc)) from None
+        click.echo(f"pswrap token: {errors.message(exc)}", err=True)
+        sys.exit(errors.exit_code(exc))
     if raw:
         click.echo(access.token.reveal())
         return

@@ -12,7 +12,6 @@ and what arrived before stays with the caller.
 from __future__ import annotations
 
 import contextlib
-import logging
 import queue
 import threading
 import time
@@ -22,6 +21,7 @@ from typing import Protocol
 import psrpcore
 
 from pswrap.errors import InvocationNotStarted, InvocationTimeout, ProtocolError, TransportError
+from pswrap.secret import get_logger
 from pswrap.transports._process import StreamTail
 from pswrap.transports.base import Invocation, QueuedExecution
 from pswrap.transports.outofproc import EMPTY_GUID, Packet, PacketReader
@@ -29,7 +29,7 @@ from pswrap.transports.psrp import PSRPClient, RemotePipeline
 
 __all__ = ["OutOfProcConnection", "OutOfProcExecution", "Pipe"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # How pwsh in SSH server mode prefixes the fatal error it writes to stdout before exiting.
 _PWSH_ERROR = b"__NamedPipeError__:"
@@ -97,7 +97,8 @@ class OutOfProcConnection:
             threading.Thread(target=self._write_stdin, name=f"pswrap-{tag}-stdin", daemon=True),
             threading.Thread(target=self._read_stderr, name=f"pswrap-{tag}-stderr", daemon=True),
         ]
-        for thread in self._threads:
+        # stderr's reader first: the stdout reader joins it when the peer exits, which can be at once.
+        for thread in reversed(self._threads):
             thread.start()
 
     # --- state ---
@@ -294,7 +295,8 @@ class OutOfProcConnection:
                 if end:
                     return
         except (OSError, ValueError) as exc:
-            if not self._closing:
+            # When the peer has exited, the stdout reader says how (its exit code and stderr).
+            if not self._closing and not self.pipe.wait(self.stop_grace):
                 self._fail(f"pwsh stopped reading its input ({exc})")
         finally:
             with contextlib.suppress(OSError):

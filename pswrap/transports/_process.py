@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from typing import IO
 
+from pswrap.config import child_environment
 from pswrap.errors import ConfigError, TransportError
 
 __all__ = ["StreamTail", "find_pwsh", "kill_tree", "spawn"]
@@ -56,7 +57,12 @@ def _with_version(path: str) -> list[str]:
 
 
 def spawn(argv: Sequence[str]) -> subprocess.Popen[bytes]:
-    """Start ``argv`` with its three standard streams piped, in a process group of its own."""
+    """Start ``argv`` with its three standard streams piped, in a process group of its own.
+
+    The child gets this process's environment without pswrap's secrets (see
+    :func:`pswrap.config.child_environment`): a long-lived pwsh runs other people's scripts and modules.
+    """
+    env = child_environment()
     try:
         if sys.platform == "win32":  # pragma: no cover - needs Windows
             flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
@@ -67,6 +73,7 @@ def spawn(argv: Sequence[str]) -> subprocess.Popen[bytes]:
                 stderr=subprocess.PIPE,
                 bufsize=0,
                 creationflags=flags,
+                env=env,
             )
         return subprocess.Popen(
             argv,
@@ -75,6 +82,7 @@ def spawn(argv: Sequence[str]) -> subprocess.Popen[bytes]:
             stderr=subprocess.PIPE,
             bufsize=0,
             start_new_session=True,
+            env=env,
         )
     except OSError as exc:
         raise TransportError(f"could not start {argv[0]!r}: {exc}") from exc

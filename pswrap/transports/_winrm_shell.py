@@ -30,7 +30,7 @@ from pswrap.errors import (
     WinRMAuthenticationError,
     WinRMError,
 )
-from pswrap.secret import protect_loggers
+from pswrap.secret import get_logger, protect_loggers
 from pswrap.transports import wsman
 from pswrap.transports.base import Invocation, QueuedExecution
 from pswrap.transports.psrp import PSRPClient, RemotePipeline
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Connections", "Shell", "protect_pypsrp_logs"]
 
-log = logging.getLogger("pswrap.transports.winrm")
+log = get_logger("pswrap.transports.winrm")
 
 # A connection unused for this long is replaced before its next request: WinRM hosts close idle
 # HTTP connections, and an NTLM/Kerberos session (and its message encryption) dies with its connection.

@@ -23,13 +23,13 @@ from psrpcore import types as ps
 
 from pswrap.errors import ProtocolError, TransportError
 from pswrap.records import error_record, to_record
-from pswrap.secret import protect_loggers
+from pswrap.secret import get_logger, protect_loggers
 from pswrap.transports._convert import from_psrp, to_psrp
 from pswrap.transports.base import Invocation, Outcome, StreamItem
 
 __all__ = ["FRAGMENT_SIZE", "PSRPClient", "RemotePipeline"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: The largest PSRP fragment sent (pwsh's own default is 32 KiB).
 FRAGMENT_SIZE = 32 * 1024

@@ -37,7 +37,6 @@ outside the REST host's domain is refused before the token goes anywhere.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import re
 import threading
@@ -68,7 +67,7 @@ from pswrap.errors import (
     TokenError,
 )
 from pswrap.objects import ErrorRecord, WarningRecord
-from pswrap.secret import protect_loggers
+from pswrap.secret import get_logger, protect_loggers
 from pswrap.transports import adminapi
 from pswrap.transports.base import Execution, Invocation, Outcome, StreamItem, Transport
 from pswrap.verbs import is_read_only
@@ -79,7 +78,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_REQUEST_TIMEOUT", "RestTransport", "RetryEvent", "RetryPolicy", "TokenSource"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 protect_loggers()  # urllib3 logs URLs at DEBUG; pswrap never logs headers, and scrubs tokens anyway
 
 #: Seconds one HTTP request may take: Exchange stops a cmdlet after 15 minutes; a minute more.

@@ -17,7 +17,6 @@ found by a probe before a call after an idle spell, or by the call itself, and r
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -25,8 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
+from pswrap.config import warn_if_readable_by_others
 from pswrap.errors import ConfigError, InvocationNotStarted
-from pswrap.secret import Secret
+from pswrap.secret import Secret, get_logger
 from pswrap.transports import wsman
 from pswrap.transports._winrm_shell import Shell, protect_pypsrp_logs
 from pswrap.transports.base import Execution, Invocation, Transport
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AUTH_METHODS", "ENCRYPTION_MODES", "WINRM_VARIABLES", "WinRMTransport", "exchange_transport"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: How pswrap can authenticate to WinRM (pypsrp's methods).
 AUTH_METHODS = ("negotiate", "ntlm", "kerberos", "credssp", "certificate", "basic")
@@ -177,6 +177,8 @@ class WinRMTransport(Transport):
         ca_path = _existing_file("ca_bundle", ca_bundle)
         cert_path = _existing_file("certificate", certificate)
         key_path = _existing_file("certificate_key", certificate_key)
+        if key_path is not None:
+            warn_if_readable_by_others(key_path, "the WinRM certificate_key")
         if ca_path is not None and verify is False:
             raise ConfigError(
                 "give either ca_bundle (check the host's certificate against it) or verify=False"
