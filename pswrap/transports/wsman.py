@@ -4,8 +4,8 @@ A runspace pool is a *shell* created at ``http://schemas.microsoft.com/powershel
 whose ``creationXml`` holds the pool's opening PSRP fragments. Each pipeline is a *Command* (its id is
 the pipeline's id) whose argument holds the pipeline's first fragments; *Send* carries the rest on
 ``stdin`` (``pr`` for answers to prompts); *Receive* returns what PowerShell sent on ``stdout`` and the
-command's state; *Signal* stops a pipeline (``powershell/signal/ctrl_c``) or closes its command
-(``Terminate``); *Delete* closes the shell. The functions here build the message bodies and read the
+command's state; *Signal* stops a pipeline (``powershell/signal/crtl_c``, misspelt as PowerShell spells
+it) or closes its command (``Terminate``); *Delete* closes the shell. The functions here build the message bodies and read the
 answers; a transport puts them in SOAP envelopes and moves them (pypsrp's ``WSMan`` does both).
 """
 
@@ -58,8 +58,11 @@ _CONFIGURATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 class Signal:
     """Signal codes PSRP uses."""
 
-    #: Stop the pipeline (PowerShell's Stop()); the pipeline ends in the Stopped state.
-    STOP = "powershell/signal/ctrl_c"
+    #: Stop the pipeline (PowerShell's Stop()); the pipeline ends in the Stopped state. Misspelt exactly
+    #: so: PowerShell's client sends it (``WSManClientCommandTransportManager.StopSignal``) and its WinRM
+    #: plugin compares against it (``WSManPluginConstants.CtrlCSignal``, ordinal); any other code, the
+    #: correctly spelt ``ctrl_c`` included, makes the host close the command instead of stopping it.
+    STOP = "powershell/signal/crtl_c"
     #: Close the command and release what the host holds for it.
     TERMINATE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/Terminate"
 

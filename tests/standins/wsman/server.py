@@ -197,6 +197,7 @@ class WSManStandin:
         """Back to a healthy host with no shells, switches, records or counts (between tests)."""
         self.set_faults()
         self.shells.drop_all()
+        self.shells.signals.clear()
         with self._lock:
             sockets = list(self._sockets)
             self.counts.clear()
@@ -301,7 +302,13 @@ class WSManStandin:
             return 200, reply
         except Fault as problem:
             self.count("faults")
-            return 500, fault(problem.code, problem.message, relates_to=request.message_id)
+            return 500, fault(
+                problem.code,
+                problem.message,
+                relates_to=request.message_id,
+                reason=problem.reason,
+                detail=problem.detail,
+            )
 
     def _dispatch(self, request: Request, short: str, user: str, client_ip: str) -> bytes:
         shells = self.shells
