@@ -358,11 +358,12 @@ class Shell:
             self.flush(operation)
 
     def alive(self) -> bool:
-        """Probe the shell (a WSMan Get of it): false when the host no longer has it."""
+        """Probe the shell (a WSMan Get of it): false when the host no longer has it, or says another
+        client disconnected it (State Disconnected: unusable until reconnected)."""
         from pypsrp.wsman import WSManAction
 
         try:
-            self.request(
+            answer = self.request(
                 WSManAction.GET,
                 None,
                 resource=wsman.SHELL_RESOURCE,
@@ -370,6 +371,10 @@ class Shell:
             )
         except Exception as exc:
             log.debug("the WinRM shell probe failed: %s", _short(exc))
+            return False
+        state = wsman.shell_state(answer)
+        if state == "Disconnected":
+            log.debug("the WinRM shell is disconnected")
             return False
         return True
 

@@ -33,6 +33,7 @@ __all__ = [
     "resource_uri",
     "send",
     "shell_selectors",
+    "shell_state",
     "signal",
 ]
 
@@ -135,6 +136,11 @@ def shell_selectors(body: ET.Element) -> list[tuple[str, str]]:
             raise ValueError("the Create answer names no shell (no ShellId selector)")
         selectors.append(("ShellId", shell_id))
     return selectors
+
+
+def shell_state(body: ET.Element) -> str | None:
+    """The ``State`` a Get of a shell reports (``Connected``, ``Disconnected``), when it says."""
+    return body.findtext(f"{{{RSP}}}Shell/{{{RSP}}}State")
 
 
 def command_id(body: ET.Element) -> str | None:
