@@ -251,8 +251,8 @@ NOT_EXPRESSIBLE: dict[str, str] = {
     "recorded client gave; pswrap refuses prompts (and a SecureString is under the recorded client's key)",
     "test_client_execute_ps_environment.yml": "pypsrp's Client sets environment variables with a wrapper "
     "script of its own; pswrap has no environment option",
-    "test_wsman_update_envelope_size_150.yml": "a host configuration: served to every replay's config Get",
-    "test_wsman_update_envelope_size_500.yml": "a host configuration: served to every replay's config Get",
+    "test_wsman_update_envelope_size_150.yml": "a host's configuration: test_the_envelope_is_what_the_host_allows",
+    "test_wsman_update_envelope_size_500.yml": "a host's configuration: test_the_envelope_is_what_the_host_allows",
 }
 for _name in sorted(p.name for p in CORPUS.glob("test_client_*.yml")) if CORPUS.is_dir() else []:
     if _name not in SCENARIOS and _name not in NOT_EXPRESSIBLE:
@@ -291,6 +291,21 @@ def test_every_recording_is_replayed_or_says_why_not() -> None:
     assert len(names) == 54
     assert names == set(SCENARIOS) | set(NOT_EXPRESSIBLE)
     assert not set(SCENARIOS) & set(NOT_EXPRESSIBLE)
+
+
+@pytest.mark.parametrize("kilobytes", [150, 500])
+def test_the_envelope_is_what_the_host_allows(kilobytes: int) -> None:
+    """Once the host speaks PSRP 2.2+, pswrap reads its MaxEnvelopeSizekb (as pypsrp does) and sends and
+    asks for envelopes that large: 150 KB on a host configured small, 500 KB on a default one."""
+    with replay.ReplayHost("test_psrp_clear_commands.yml", max_envelope_kb=kilobytes) as host:
+        with Session(WinRMTransport(**host.transport_options()), timeout=30) as session:
+            assert session.script("echo new").output == ["new"]
+        assert host.problems == []  # no request over the host's limit
+    (asked,) = [i for i, r in enumerate(host.requests) if r.resource_uri == replay.CONFIG]
+    assert {r.max_envelope_size for r in host.requests[: asked + 1]} == {153_600}  # fits any host
+    after = host.requests[asked + 1 :]
+    assert [r.op for r in after] == ["Command", "Receive", "Signal", "Delete"]
+    assert {r.max_envelope_size for r in after} == {kilobytes * 1024}
 
 
 # --- every PSRP message of the recordings through pswrap's conversion and the CLIXML reader ---------

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree as ET
 
 import spnego
 
@@ -39,6 +40,7 @@ from tests.standins.powershell.engine import Engine
 from tests.standins.wsman import commands, encryption
 from tests.standins.wsman.shells import Shells
 from tests.standins.wsman.soap import (
+    CONFIG,
     RSP,
     Action,
     BadRequest,
@@ -76,6 +78,8 @@ class RequestRecord:
     action: str
     selectors: dict[str, str] = field(default_factory=dict)
     encrypted: bool = True
+    #: The MaxEnvelopeSize the request named (the largest answer its client accepts).
+    max_envelope_size: int = 0
 
 
 class _Recorder:
@@ -268,7 +272,9 @@ class WSManStandin:
         short = Action.short(request.action)
         self.count(short)
         with self._lock:
-            self.requests.append(RequestRecord(user, short, dict(request.selectors), encrypted))
+            self.requests.append(
+                RequestRecord(user, short, dict(request.selectors), encrypted, request.max_envelope_size)
+            )
             faults = self.faults
             released = self._released
         try:
@@ -310,12 +316,21 @@ class WSManStandin:
                 detail=problem.detail,
             )
 
+    def _config(self) -> ET.Element:
+        """The part of ``winrm/config`` clients read (Windows answers an administrator with all of it)."""
+        config = ET.Element(f"{{{CONFIG}}}Config")
+        ET.SubElement(config, f"{{{CONFIG}}}MaxEnvelopeSizekb").text = str(self.max_envelope_size // 1024)
+        ET.SubElement(config, f"{{{CONFIG}}}MaxTimeoutms").text = str(int(self.max_operation_timeout * 1000))
+        return config
+
     def _dispatch(self, request: Request, short: str, user: str, client_ip: str) -> bytes:
         shells = self.shells
         if request.action == Action.CREATE:
             return answer(request, shells.create(request, user, client_ip))
         if request.action == Action.GET and request.resource_uri == RSP:
             return answer(request, shells.get(request, user, client_ip))
+        if request.action == Action.GET and request.resource_uri == CONFIG:
+            return answer(request, self._config())
         if request.action == Action.COMMAND:
             return answer(request, shells.command(request, user))
         if request.action == Action.SEND:

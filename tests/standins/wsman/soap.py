@@ -23,6 +23,7 @@ RSP = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
 WST = "http://schemas.xmlsoap.org/ws/2004/09/transfer"
 PWSH = "http://schemas.microsoft.com/powershell"
 XML = "http://www.w3.org/XML/1998/namespace"
+CONFIG = "http://schemas.microsoft.com/wbem/wsman/1/config"
 
 ANONYMOUS = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
 FAULT_ACTION = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault"
