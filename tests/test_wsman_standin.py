@@ -187,3 +187,25 @@ def test_a_pending_receive_ends_when_the_shell_is_deleted(wsman_standin: WSManHo
         waiter.join(timeout=30)
         pool.state = RunspacePoolState.CLOSED
     assert outcome == [messages.SHELL_NOT_FOUND]
+
+
+def test_only_the_misspelt_stop_code_stops_a_pipeline(wsman_standin: WSManHost) -> None:
+    """``powershell/signal/crtl_c`` stops the pipeline; any other code - pypsrp's correctly spelt
+    ``ctrl_c`` - closes the command, and its next Receive fails as if it never existed (as on Windows)."""
+    from pypsrp.complex_objects import PSInvocationState
+
+    with client(wsman_standin) as connection, RunspacePool(connection) as pool:
+        stopped = PowerShell(pool).add_script("'started'; Start-Sleep -Seconds 60")
+        stopped.begin_invoke()
+        pool.shell.signal(messages.Signal.STOP, str(stopped.id).upper())
+        stopped.end_invoke()
+        assert stopped.state == PSInvocationState.STOPPED and stopped.output == ["started"]
+
+        closed = PowerShell(pool).add_script("'started'; Start-Sleep -Seconds 60")
+        closed.begin_invoke()
+        pool.shell.signal("powershell/signal/ctrl_c", str(closed.id).upper())
+        with pytest.raises(WSManFaultError) as caught:
+            closed.poll_invoke()
+        assert caught.value.code == messages.SHELL_NOT_FOUND
+        assert "command identifier that does not exist" in caught.value.reason
+    assert wsman_standin.shells.signals[:2] == ["powershell/signal/crtl_c", "powershell/signal/ctrl_c"]

@@ -112,10 +112,12 @@ class Connections:
         self._busy: set[int] = set()
         self._closed = False
         self.opened = 0
+        #: The envelope size every request is sent with (and every answer asked to fit in).
+        self.envelope_size = transport.max_envelope_size or wsman.DEFAULT_ENVELOPE_SIZE
 
     def payload_size(self) -> int:
         """The largest PSRP payload that fits in one envelope."""
-        probe = self._transport._new_wsman()
+        probe = self._transport._new_wsman(self.envelope_size)
         size = int(probe.max_payload_size)
         probe.close()
         return size
@@ -154,9 +156,11 @@ class Connections:
             _quietly_close(old)
         fresh = connection is None
         if connection is None:
-            connection = self._transport._new_wsman()
+            connection = self._transport._new_wsman(self.envelope_size)
             with self._lock:
                 self.opened += 1
+        elif connection.max_envelope_size != self.envelope_size:
+            connection.update_max_payload_size(self.envelope_size)
         with self._lock:
             self._busy.add(id(connection))
         return connection, fresh
@@ -356,13 +360,42 @@ class Shell:
                     operation=operation,
                 ) from None
             self.flush(operation)
+        self._size_envelope()
+
+    def _size_envelope(self) -> None:
+        """Use the largest envelope the host allows (unless the user set one): hosts speaking PSRP 2.2
+        or later accept 500 KB by default (PowerShell's client and pypsrp assume it); an administrator
+        can read the host's own MaxEnvelopeSizekb, which wins. Fewer, larger messages: fewer round trips."""
+        from pypsrp.wsman import WSManAction
+
+        if self.transport.max_envelope_size is not None:
+            return
+        protocol = self.client.server_protocol
+        if protocol is None or protocol < (2, 2):
+            return
+        size = wsman.LARGE_ENVELOPE_SIZE
+        try:
+            answer = self.request(
+                WSManAction.GET,
+                None,
+                resource=wsman.CONFIG_RESOURCE,
+                selectors=False,
+                timeout=min(self.transport.operation_timeout, _PROBE_TIMEOUT),
+            )
+            size = wsman.max_envelope_size(answer) or size
+        except Exception as exc:  # not an administrator (access denied), or no such resource
+            log.debug("the host's WinRM configuration is not readable (%s); assuming 500 KB", _short(exc))
+        self.connections.envelope_size = size
+        with self.client.lock:
+            self.client.fragment_size = self.connections.payload_size()
 
     def alive(self) -> bool:
-        """Probe the shell (a WSMan Get of it): false when the host no longer has it."""
+        """Probe the shell (a WSMan Get of it): false when the host no longer has it, or says another
+        client disconnected it (State Disconnected: unusable until reconnected)."""
         from pypsrp.wsman import WSManAction
 
         try:
-            self.request(
+            answer = self.request(
                 WSManAction.GET,
                 None,
                 resource=wsman.SHELL_RESOURCE,
@@ -370,6 +403,10 @@ class Shell:
             )
         except Exception as exc:
             log.debug("the WinRM shell probe failed: %s", _short(exc))
+            return False
+        state = wsman.shell_state(answer)
+        if state == "Disconnected":
+            log.debug("the WinRM shell is disconnected")
             return False
         return True
 

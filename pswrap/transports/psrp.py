@@ -155,6 +155,15 @@ class PSRPClient:
         return self._pool.state == ps.RunspacePoolState.Opened
 
     @property
+    def server_protocol(self) -> tuple[int, ...] | None:
+        """The PSRP protocol version the server announced (``(2, 3)``), once it has."""
+        capability = self._pool.their_capability
+        version = getattr(capability, "protocolversion", None)
+        if version is None:
+            return None
+        return tuple(int(part) for part in str(version).split(".") if part.isdigit())
+
+    @property
     def ready(self) -> bool:
         """Opened, with the session key exchanged (SecureStrings can travel both ways)."""
         return self.opened and self.key_ready

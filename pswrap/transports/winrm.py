@@ -129,7 +129,7 @@ class WinRMTransport(Transport):
         certificate: str | os.PathLike[str] | None = None,
         certificate_key: str | os.PathLike[str] | None = None,
         proxy: str | None = None,
-        max_envelope_size: int = 153_600,
+        max_envelope_size: int | None = None,
     ) -> None:
         host, scheme, port, path = _split_host(host, scheme, port, path)
         if auth not in AUTH_METHODS:
@@ -147,7 +147,11 @@ class WinRMTransport(Transport):
             _check_seconds(label, value)
         if idle_check is not None:
             _check_seconds("idle_check", idle_check, allow_zero=True)
-        if not isinstance(max_envelope_size, int) or max_envelope_size < 8192:
+        if max_envelope_size is not None and (
+            not isinstance(max_envelope_size, int)
+            or isinstance(max_envelope_size, bool)
+            or max_envelope_size < 8192
+        ):
             raise ConfigError(f"max_envelope_size must be at least 8192 bytes, not {max_envelope_size!r}")
         try:
             self.resource_uri = wsman.resource_uri(configuration)
@@ -216,6 +220,7 @@ class WinRMTransport(Transport):
         self.certificate = cert_path
         self.certificate_key = key_path
         self.proxy = proxy
+        #: The largest envelope pswrap sends and asks for; ``None``: what the host allows (see Shell.open).
         self.max_envelope_size = max_envelope_size
         #: How many shells (remote sessions) this transport has opened (a dropped shell opens another).
         self.shells_opened = 0
@@ -346,7 +351,7 @@ class WinRMTransport(Transport):
 
     # --- for the shell ---------------------------------------------------------------------------
 
-    def _new_wsman(self) -> WSMan:
+    def _new_wsman(self, envelope_size: int = wsman.DEFAULT_ENVELOPE_SIZE) -> WSMan:
         """A pypsrp WSMan: one HTTP session (connection, authentication, encryption context)."""
         from pypsrp.wsman import WSMan
 
@@ -372,7 +377,7 @@ class WinRMTransport(Transport):
                 operation_timeout=self.operation_timeout,  # type: ignore[arg-type]
                 connection_timeout=self.connection_timeout,  # type: ignore[arg-type]
                 read_timeout=self.operation_timeout + 5,  # type: ignore[arg-type]
-                max_envelope_size=self.max_envelope_size,
+                max_envelope_size=envelope_size,
                 proxy=self.proxy,
                 reconnection_retries=0,
                 **kwargs,

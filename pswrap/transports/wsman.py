@@ -4,8 +4,8 @@ A runspace pool is a *shell* created at ``http://schemas.microsoft.com/powershel
 whose ``creationXml`` holds the pool's opening PSRP fragments. Each pipeline is a *Command* (its id is
 the pipeline's id) whose argument holds the pipeline's first fragments; *Send* carries the rest on
 ``stdin`` (``pr`` for answers to prompts); *Receive* returns what PowerShell sent on ``stdout`` and the
-command's state; *Signal* stops a pipeline (``powershell/signal/ctrl_c``) or closes its command
-(``Terminate``); *Delete* closes the shell. The functions here build the message bodies and read the
+command's state; *Signal* stops a pipeline (``powershell/signal/crtl_c``, misspelt as PowerShell spells
+it) or closes its command (``Terminate``); *Delete* closes the shell. The functions here build the message bodies and read the
 answers; a transport puts them in SOAP envelopes and moves them (pypsrp's ``WSMan`` does both).
 """
 
@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from xml.etree import ElementTree as ET
 
 __all__ = [
+    "CONFIG_RESOURCE",
+    "DEFAULT_ENVELOPE_SIZE",
+    "LARGE_ENVELOPE_SIZE",
     "OPERATION_TIMED_OUT",
     "PROTOCOL_VERSION",
     "SHELL_NOT_FOUND",
@@ -28,11 +31,13 @@ __all__ = [
     "command",
     "command_id",
     "create_shell",
+    "max_envelope_size",
     "parse_receive",
     "receive",
     "resource_uri",
     "send",
     "shell_selectors",
+    "shell_state",
     "signal",
 ]
 
@@ -46,6 +51,13 @@ _WST = "http://schemas.xmlsoap.org/ws/2004/09/transfer"
 SHELL_RESOURCE = RSP
 #: The PSRP protocol version announced when creating the shell (PowerShell 5.1 and 7 speak 2.3).
 PROTOCOL_VERSION = "2.3"
+#: The envelope every WinRM host accepts (WinRM 2.0's 150 KB): used until the host says more.
+DEFAULT_ENVELOPE_SIZE = 153_600
+#: What hosts speaking PSRP 2.2 or later (WinRM 3.0+: Windows 8/2012 and later) accept by default, 500 KB;
+#: PowerShell's own client uses it unless the server's protocol is 2.1 or older, and so does pypsrp.
+LARGE_ENVELOPE_SIZE = 512_000
+#: The host's WinRM configuration: a WSMan Get of it tells its MaxEnvelopeSizekb (to administrators).
+CONFIG_RESOURCE = "http://schemas.microsoft.com/wbem/wsman/1/config"
 #: WSMan fault: nothing happened within the OperationTimeout (a Receive with nothing to say): poll again.
 OPERATION_TIMED_OUT = 2150858793
 #: WSMan fault: the shell does not exist (closed after being idle, the host restarted, or deleted).
@@ -58,8 +70,11 @@ _CONFIGURATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 class Signal:
     """Signal codes PSRP uses."""
 
-    #: Stop the pipeline (PowerShell's Stop()); the pipeline ends in the Stopped state.
-    STOP = "powershell/signal/ctrl_c"
+    #: Stop the pipeline (PowerShell's Stop()); the pipeline ends in the Stopped state. Misspelt exactly
+    #: so: PowerShell's client sends it (``WSManClientCommandTransportManager.StopSignal``) and its WinRM
+    #: plugin compares against it (``WSManPluginConstants.CtrlCSignal``, ordinal); any other code, the
+    #: correctly spelt ``ctrl_c`` included, makes the host close the command instead of stopping it.
+    STOP = "powershell/signal/crtl_c"
     #: Close the command and release what the host holds for it.
     TERMINATE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/Terminate"
 
@@ -132,6 +147,19 @@ def shell_selectors(body: ET.Element) -> list[tuple[str, str]]:
             raise ValueError("the Create answer names no shell (no ShellId selector)")
         selectors.append(("ShellId", shell_id))
     return selectors
+
+
+def max_envelope_size(body: ET.Element) -> int | None:
+    """The host's MaxEnvelopeSizekb, in bytes, from the answer to a Get of :data:`CONFIG_RESOURCE`."""
+    text = body.findtext(f"{{{CONFIG_RESOURCE}}}Config/{{{CONFIG_RESOURCE}}}MaxEnvelopeSizekb")
+    if text is None or not text.strip().isdigit():
+        return None
+    return int(text.strip()) * 1024
+
+
+def shell_state(body: ET.Element) -> str | None:
+    """The ``State`` a Get of a shell reports (``Connected``, ``Disconnected``), when it says."""
+    return body.findtext(f"{{{RSP}}}Shell/{{{RSP}}}State")
 
 
 def command_id(body: ET.Element) -> str | None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree as ET
 
 import spnego
 
@@ -39,6 +40,7 @@ from tests.standins.powershell.engine import Engine
 from tests.standins.wsman import commands, encryption
 from tests.standins.wsman.shells import Shells
 from tests.standins.wsman.soap import (
+    CONFIG,
     RSP,
     Action,
     BadRequest,
@@ -76,6 +78,8 @@ class RequestRecord:
     action: str
     selectors: dict[str, str] = field(default_factory=dict)
     encrypted: bool = True
+    #: The MaxEnvelopeSize the request named (the largest answer its client accepts).
+    max_envelope_size: int = 0
 
 
 class _Recorder:
@@ -197,6 +201,7 @@ class WSManStandin:
         """Back to a healthy host with no shells, switches, records or counts (between tests)."""
         self.set_faults()
         self.shells.drop_all()
+        self.shells.signals.clear()
         with self._lock:
             sockets = list(self._sockets)
             self.counts.clear()
@@ -267,7 +272,9 @@ class WSManStandin:
         short = Action.short(request.action)
         self.count(short)
         with self._lock:
-            self.requests.append(RequestRecord(user, short, dict(request.selectors), encrypted))
+            self.requests.append(
+                RequestRecord(user, short, dict(request.selectors), encrypted, request.max_envelope_size)
+            )
             faults = self.faults
             released = self._released
         try:
@@ -301,7 +308,20 @@ class WSManStandin:
             return 200, reply
         except Fault as problem:
             self.count("faults")
-            return 500, fault(problem.code, problem.message, relates_to=request.message_id)
+            return 500, fault(
+                problem.code,
+                problem.message,
+                relates_to=request.message_id,
+                reason=problem.reason,
+                detail=problem.detail,
+            )
+
+    def _config(self) -> ET.Element:
+        """The part of ``winrm/config`` clients read (Windows answers an administrator with all of it)."""
+        config = ET.Element(f"{{{CONFIG}}}Config")
+        ET.SubElement(config, f"{{{CONFIG}}}MaxEnvelopeSizekb").text = str(self.max_envelope_size // 1024)
+        ET.SubElement(config, f"{{{CONFIG}}}MaxTimeoutms").text = str(int(self.max_operation_timeout * 1000))
+        return config
 
     def _dispatch(self, request: Request, short: str, user: str, client_ip: str) -> bytes:
         shells = self.shells
@@ -309,6 +329,8 @@ class WSManStandin:
             return answer(request, shells.create(request, user, client_ip))
         if request.action == Action.GET and request.resource_uri == RSP:
             return answer(request, shells.get(request, user, client_ip))
+        if request.action == Action.GET and request.resource_uri == CONFIG:
+            return answer(request, self._config())
         if request.action == Action.COMMAND:
             return answer(request, shells.command(request, user))
         if request.action == Action.SEND:

@@ -4,8 +4,10 @@ A shell is a runspace pool: Create feeds its ``creationXml`` to a fresh :class:`
 opens a pipeline's channel and feeds its argument (CREATE_PIPELINE); Send feeds ``stdin``/``pr``;
 Receive waits for what the runtime sent for the pool or a command, up to the request's
 OperationTimeout, then answers the timed-out fault (clients poll again), and never answers more than the
-request's MaxEnvelopeSize; Signal ``powershell/signal/ctrl_c`` stops a pipeline and ``Terminate`` closes
-its command; Delete closes the pool. Shells belong to the user who created them.
+request's MaxEnvelopeSize; Signal ``powershell/signal/crtl_c`` (misspelt, as PowerShell's plugin compares
+it, ordinally) stops a pipeline, and any other code - ``Terminate``, the correctly spelt ``ctrl_c`` - closes
+its command, after which the command is unknown (fault 2150858843, as Windows answers); Delete closes the
+pool. Shells belong to the user who created them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from tests.standins.powershell.framing import EMPTY_GUID
 from tests.standins.powershell.runtime import PsrpServer
 from tests.standins.wsman.soap import PWSH, RSP, WSA, WSMAN, WST, Code, Fault, Request
 
-CTRL_C = "powershell/signal/ctrl_c"
+CTRL_C = "powershell/signal/crtl_c"  # sic: WSManPluginConstants.CtrlCSignal
 TERMINATE = f"{RSP}/signal/Terminate"
 RUNNING = f"{RSP}/CommandState/Running"
 DONE = f"{RSP}/CommandState/Done"
@@ -47,6 +49,19 @@ def _data(text: str | None, what: str) -> bytes:
     except (binascii.Error, ValueError):
         raise Fault(Code.INVALID_PARAMETER, f"The WS-Management service cannot process the request: {what} is "
                     "not base64.") from None  # fmt: skip
+
+
+def command_not_found() -> Fault:
+    """What Windows answers a Receive/Send/Signal naming a command it does not have (closed or unknown)."""
+    return Fault(
+        Code.SHELL_NOT_FOUND,
+        "The Windows Remote Shell received a request to perform an operation on a command identifier that does "
+        "not exist. Either the command has completed execution or the client specified an invalid command "
+        "identifier. ",
+        reason="The WS-Management service cannot process the request because the request contained invalid "
+        "selectors for the resource. ",
+        detail="http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors",
+    )
 
 
 def shell_not_found(shell_id: str) -> Fault:
@@ -137,8 +152,7 @@ class Shell:
 
     def input(self, pipeline_id: uuid.UUID | None, data: bytes, stream: str) -> None:
         if pipeline_id is not None and pipeline_id not in self.commands:
-            raise Fault(Code.INVALID_PARAMETER, f"The WS-Management service cannot process the request: there is no "
-                        f"command {str(pipeline_id).upper()} in this shell.")  # fmt: skip
+            raise command_not_found()
         self.server.data(pipeline_id or EMPTY_GUID, data, "PromptResponse" if stream == "pr" else "Default")
         self.check()
 
@@ -156,8 +170,7 @@ class Shell:
                 else:
                     command = self.commands.get(pipeline_id)
                     if command is None:
-                        raise Fault(Code.INVALID_PARAMETER, "The WS-Management service cannot process the request: "
-                                    f"there is no command {str(pipeline_id).upper()} in this shell.")  # fmt: skip
+                        raise command_not_found()
                     queue = command.out
                     ended = command.ended or command.terminated
                 if queue or ended:
@@ -183,15 +196,15 @@ class Shell:
         self.server.signal(pipeline_id)
 
     def terminate(self, pipeline_id: uuid.UUID) -> None:
+        """Close the command: what it had not yet delivered is gone, and so is the command itself."""
         with self.cond:
-            command = self.commands.get(pipeline_id)
-        if command is None:
-            return
-        self.server.close(pipeline_id)
-        with self.cond:
+            command = self.commands.pop(pipeline_id, None)
+            if command is None:
+                return
             command.terminated = True
-            self.commands.pop(pipeline_id, None)
+            command.out.clear()
             self.cond.notify_all()
+        self.server.close(pipeline_id)
 
     def delete(self) -> None:
         """Close every command, then the pool; pending Receives answer that the shell is gone."""
@@ -246,6 +259,8 @@ class Shells:
         self.endpoint = endpoint
         self._lock = threading.Lock()
         self.shells: dict[str, Shell] = {}
+        #: Every Signal code received, in order.
+        self.signals: list[str] = []
 
     def _get(self, request: Request, user: str) -> Shell:
         shell_id = request.shell_id
@@ -363,14 +378,13 @@ class Shells:
             raise Fault(Code.INVALID_PARAMETER, "Signal needs an rsp:Signal with a CommandId.")
         pipeline_id = uuid.UUID(body.get("CommandId", ""))
         code = (body.findtext(f"{{{RSP}}}Code") or "").strip()
-        if code == CTRL_C:
+        if pipeline_id not in shell.commands:
+            raise command_not_found()
+        if code == CTRL_C:  # an ordinal comparison, as in WSManPlugin.PerformWSManPluginSignal
             shell.stop(pipeline_id)
-        elif code == TERMINATE:
+        else:  # Terminate, and any other code (ctrl_c spelt right included): close the command
             shell.terminate(pipeline_id)
-        else:
-            raise Fault(
-                Code.INVALID_PARAMETER, f"The signal code {code!r} is not supported by a PowerShell shell."
-            )
+        self.signals.append(code)
         return ET.Element(f"{{{RSP}}}SignalResponse")
 
     def delete(self, request: Request, user: str) -> None:

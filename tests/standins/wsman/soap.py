@@ -23,6 +23,7 @@ RSP = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
 WST = "http://schemas.xmlsoap.org/ws/2004/09/transfer"
 PWSH = "http://schemas.microsoft.com/powershell"
 XML = "http://www.w3.org/XML/1998/namespace"
+CONFIG = "http://schemas.microsoft.com/wbem/wsman/1/config"
 
 ANONYMOUS = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
 FAULT_ACTION = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault"
@@ -78,9 +79,15 @@ class Code:
 class Fault(Exception):
     """A WSMan fault to answer with (HTTP 500)."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(
+        self, code: int, message: str, *, reason: str | None = None, detail: str | None = None
+    ) -> None:
         self.code = code
         self.message = message
+        #: The SOAP Reason text when Windows words it differently from the WSManFault's Message.
+        self.reason = reason
+        #: The ``w:FaultDetail`` URI Windows adds to some faults (``…/faultDetail/UnexpectedSelectors``).
+        self.detail = detail
         super().__init__(f"WSMan fault {code}: {message}")
 
 
@@ -200,17 +207,30 @@ def answer(request: Request, content: ET.Element | list[ET.Element] | None) -> b
     return ET.tostring(envelope, encoding="utf-8", xml_declaration=False)
 
 
-def fault(code: int, message: str, *, relates_to: str | None, machine: str = "localhost") -> bytes:
-    """A WSMan fault envelope."""
+def fault(
+    code: int,
+    message: str,
+    *,
+    relates_to: str | None,
+    machine: str = "localhost",
+    reason: str | None = None,
+    detail: str | None = None,
+) -> bytes:
+    """A WSMan fault envelope (``reason`` when the SOAP Reason differs from the Message, ``detail`` a
+    ``w:FaultDetail`` URI), shaped as Windows shapes it."""
     envelope, body = _envelope(FAULT_ACTION, relates_to)
     soap_fault = ET.SubElement(body, f"{{{S}}}Fault")
     code_element = ET.SubElement(soap_fault, f"{{{S}}}Code")
     ET.SubElement(code_element, f"{{{S}}}Value").text = "s:Receiver" if code in Code.RECEIVER else "s:Sender"
     subcode = ET.SubElement(code_element, f"{{{S}}}Subcode")
     ET.SubElement(subcode, f"{{{S}}}Value").text = Code.SUBCODES.get(code, "w:InternalError")
-    reason = ET.SubElement(soap_fault, f"{{{S}}}Reason")
-    ET.SubElement(reason, f"{{{S}}}Text", {f"{{{XML}}}lang": "en-US"}).text = message
-    detail = ET.SubElement(soap_fault, f"{{{S}}}Detail")
-    wsman_fault = ET.SubElement(detail, f"{{{WSMANFAULT}}}WSManFault", Code=str(code), Machine=machine)
+    reason_element = ET.SubElement(soap_fault, f"{{{S}}}Reason")
+    ET.SubElement(reason_element, f"{{{S}}}Text", {f"{{{XML}}}lang": "en-US"}).text = reason or message
+    detail_element = ET.SubElement(soap_fault, f"{{{S}}}Detail")
+    if detail:
+        ET.SubElement(detail_element, f"{{{WSMAN}}}FaultDetail").text = detail
+    wsman_fault = ET.SubElement(
+        detail_element, f"{{{WSMANFAULT}}}WSManFault", Code=str(code), Machine=machine
+    )
     ET.SubElement(wsman_fault, f"{{{WSMANFAULT}}}Message").text = message
     return ET.tostring(envelope, encoding="utf-8", xml_declaration=False)
