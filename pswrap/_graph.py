@@ -85,8 +85,8 @@ def to_jsonable(value: Any) -> Any:
             parent[key] = leaf
         if written > MAX_JSON_EXPANSION * fresh + _EXPANSION_SLACK:
             raise ExpansionError(
-                f"this value refers to its shared objects so often that its JSON would hold more than "
-                f"{MAX_JSON_EXPANSION} times the {fresh} values it has (refused)"
+                f"its JSON would repeat shared objects over and over ({written} values written for "
+                f"the {fresh} it holds, past the limit of {MAX_JSON_EXPANSION} times; refused)"
             )
 
     enter(value, root, None)
@@ -275,7 +275,8 @@ def short_repr(value: Any, limit: int = 60) -> str:
         if value.to_string is not None:
             text = f"<{short} {_cut(repr(_cut(value.to_string, limit)), limit - len(short) - 3)}>"
         else:
-            text = f"<{short} …{len(value)} members>" if len(value) else f"<{short}>"
+            count = len(value)
+            text = f"<{short} …{count} member{'s' if count != 1 else ''}>" if count else f"<{short}>"
     elif isinstance(value, (str, bytes, bytearray)):
         text = repr(value[:limit])
     elif isinstance(value, (list, tuple, set, frozenset, Mapping)):
