@@ -54,15 +54,15 @@ class MarkupScanner:
             if mode is None:
                 pos = self._outside(data, pos, end, base)
             elif mode == "tag":
-                pos = self._in_tag(data, pos, end)
+                pos = self._in_tag(data, pos, end, base)
             else:
                 terminator = _TERMINATORS[mode]
                 found = data.find(terminator, pos, end)
                 if found < 0:
                     self._carry = data[max(pos, end - len(terminator) + 1) : end]
                     break
-                self._mode = None
                 pos = found + len(terminator)
+                self._closed(base + pos)
         if self._mode is None:
             return self._start if self._carry else None
         if self._mode != "CDATA section" and self._position - self._start > self.limit:
@@ -76,7 +76,7 @@ class MarkupScanner:
         last = data.rfind(b"<", pos, stop)
         if last >= 0:
             self._mode, self._quote, self._start = "tag", None, base + last
-            self._in_tag(data, last + 1, stop)
+            self._in_tag(data, last + 1, stop, base)
             if self._mode == "tag":
                 if special is None:
                     tail = data[last:end]
@@ -103,22 +103,28 @@ class MarkupScanner:
         self._mode, self._start = kind, base + stop
         return stop + skip
 
-    def _in_tag(self, window: bytes, pos: int, end: int) -> int:
+    def _closed(self, at: int) -> None:
+        """Markup ended at document offset ``at``: refuse it if it was longer than the limit."""
+        if self._mode != "CDATA section" and at - self._start > self.limit:
+            raise MarkupError(f"a {self._mode} longer than {self.limit} bytes (refused)", self._start)
+        self._mode = None
+
+    def _in_tag(self, data: bytes, pos: int, end: int, base: int) -> int:
         """Inside a tag from ``pos``: follow its quotes to its ``>``; return where to go on."""
         while pos < end:
             quote = self._quote
             if quote is not None:
-                found = window.find(quote, pos, end)
+                found = data.find(quote, pos, end)
                 if found < 0:
                     return end
                 self._quote = None
                 pos = found + 1
                 continue
-            match = _TAG_STOP.search(window, pos, end)
+            match = _TAG_STOP.search(data, pos, end)
             if match is None:
                 return end
             if match.group() == b">":
-                self._mode = None
+                self._closed(base + match.end())
                 return match.end()
             self._quote = match.group()
             pos = match.end()

@@ -32,7 +32,7 @@ def parse(files: tuple[str, ...], fmt: str, streams: bool, select: str | None, k
     """
     sources = list(files) or ["-"]
     failures: list[str] = []
-    where = ["", 0]  # the file and number of the object being written
+    where: list[Any] = ["", 0]  # the file and number of the object being written
 
     def items() -> Iterator[Any]:
         for name in sources:
