@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 from xml.parsers import expat
 
+from pswrap._markup import MarkupError, MarkupScanner
 from pswrap.errors import ClixmlError
 from pswrap.objects import (
     _NO_VALUE,
@@ -56,14 +57,27 @@ from pswrap.records import to_record
 
 __all__ = ["ClixmlItem", "ClixmlReader", "parse_clixml"]
 
+# The limits: every dimension of the input is bounded (README, "Reading CLIXML"). Each is a keyword of
+# ClixmlReader; past one, the reader raises ClixmlError naming it.
+
 #: Deepest element nesting accepted (real documents stay far below; serialization depth is 2 by default).
 MAX_DEPTH = 256
-#: Largest single value (text of one element, in bytes of UTF-8) accepted.
+#: Largest single value: the text of one element, in characters as written (``_x0041_`` counts seven).
 MAX_VALUE_SIZE = 64 * 1024 * 1024
+#: Largest piece of markup, in bytes: a tag with its name and attributes, a comment, a processing
+#: instruction (also before ``<Objs>``).
+MAX_MARKUP_SIZE = 1024 * 1024
+#: Most attributes one element may have (CLIXML uses at most three).
+MAX_ATTRIBUTES = 64
+#: How many type-name tables (``<TN>``) a reader keeps for later ``<TNRef>`` s, the least recently used
+#: going first; and how many characters of type names they may hold in all.
+TYPE_NAME_WINDOW = 65536
+TYPE_NAME_CHARACTERS = 16 * 1024 * 1024
 #: How many recent ``RefId`` s a streaming reader keeps alive for later ``<Ref>`` s (see ClixmlReader).
 REFERENCE_WINDOW = 1024
 
 _HEADER = b"#< CLIXML"
+_WHITESPACE = re.compile(rb"[ \t\r\n]*")
 _CHUNK = 64 * 1024
 
 
@@ -270,17 +284,30 @@ class ClixmlReader:
         keep_references: bool = False,
         max_depth: int = MAX_DEPTH,
         max_value_size: int = MAX_VALUE_SIZE,
+        max_markup_size: int = MAX_MARKUP_SIZE,
+        max_attributes: int = MAX_ATTRIBUTES,
+        type_name_window: int = TYPE_NAME_WINDOW,
+        type_name_characters: int = TYPE_NAME_CHARACTERS,
     ) -> None:
         self.source = source
         self._referenced = frozenset(referenced) if referenced is not None else None
         self._keep_all = keep_references
         self._max_depth = max_depth
         self._max_value_size = max_value_size
+        self._max_markup = max_markup_size
+        self._max_attributes = max_attributes
+        self._type_name_window = type_name_window
+        self._type_name_characters = type_name_characters
 
         self._decoder: codecs.IncrementalDecoder | None = None
+        self._decoder_name = ""
         self._sniffed = False
         self._sniff = b""  # the first bytes, held until the encoding can be told
         self._pending = b""  # bytes not yet handed to a parser (between documents)
+        self._in_declaration = 0  # bytes of a '<?…?>' before '<Objs>' skipped so far (0: not in one)
+        self._after_question = False  # that skipping stopped just after a '?'
+        self._scanner = MarkupScanner(max_markup_size)
+        self._held = bytearray()  # the document's bytes from the start of unfinished markup on
         self._parser: Any = None
         self._stack: list[list[Any]] = []
         self._items: list[ClixmlItem] = []
@@ -296,7 +323,9 @@ class ClixmlReader:
         self._streaming = not keep_references and referenced is None
         self._refs: collections.OrderedDict[str, Any] = collections.OrderedDict()
         self._weak_refs: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
-        self._type_names: dict[str, tuple[str, ...]] = {}
+        self._type_names: collections.OrderedDict[str, tuple[str, ...]] = collections.OrderedDict()
+        self._type_name_size = 0
+        self._type_names_dropped = False
 
         self._builders: dict[str, Callable[[_Frame], Any]] = {
             "Obj": self._object,
@@ -317,6 +346,11 @@ class ClixmlReader:
 
     # --- public API ---
 
+    @property
+    def documents(self) -> int:
+        """How many CLIXML documents (``<Objs>`` roots) were begun so far."""
+        return self._documents
+
     def feed(self, data: bytes | str) -> list[ClixmlItem]:
         """Read another chunk; return the top-level objects it completed (possibly none)."""
         if self._failed is not None:
@@ -335,8 +369,8 @@ class ClixmlReader:
             if not self._sniffed and self._sniff:
                 self._feed_bytes(self._normalize(b""))
             if self._decoder is not None:
-                self._feed_bytes(self._decoder.decode(b"", final=True).encode("utf-8", "surrogatepass"))
-            if self._parser is not None:
+                self._feed_bytes(self._decode(b"", final=True))
+            if self._parser is not None or self._in_declaration:
                 raise self._truncated()
             rest = self._pending.strip()
             if rest and rest != _HEADER and not rest.startswith(b"#<"):
@@ -355,7 +389,7 @@ class ClixmlReader:
             self._sniffed = True
             return data.encode("utf-8", "surrogatepass")
         if self._decoder is not None:
-            return self._decoder.decode(data).encode("utf-8", "surrogatepass")
+            return self._decode(data)
         if not self._sniffed:
             head = self._sniff + data
             if len(head) < 4 and data:
@@ -374,74 +408,114 @@ class ClixmlReader:
                 decoder_name = "utf-16-le"
             if decoder_name:
                 self._decoder = codecs.getincrementaldecoder(decoder_name)("strict")
-                try:
-                    return self._decoder.decode(head).encode("utf-8", "surrogatepass")
-                except UnicodeDecodeError as exc:
-                    raise self._fail(self._error(f"invalid {decoder_name}: {exc.reason}")) from None
+                self._decoder_name = decoder_name
+                return self._decode(head)
             return head
         return data
+
+    def _decode(self, data: bytes, *, final: bool = False) -> bytes:
+        """UTF-16 input to UTF-8; a bad surrogate or a final odd byte is a ClixmlError, like bad XML."""
+        assert self._decoder is not None
+        try:
+            return self._decoder.decode(data, final).encode("utf-8")
+        except UnicodeDecodeError as exc:
+            what = "ends in the middle of a character" if final else exc.reason
+            raise self._error(f"not valid {self._decoder_name} text: {what}") from None
 
     # --- splitting the stream into documents ---
 
     def _feed_bytes(self, data: bytes) -> None:
-        while data or (self._parser is None and self._pending):
+        """Hand ``data`` on: to the current document's parser, or past what lies between documents.
+        Positions, not slices, so that many documents in one chunk cost no more than one."""
+        if self._pending:
+            data, self._pending = self._pending + data, b""  # a few bytes of a cut header
+        pos, size = 0, len(data)
+        # Fed in pieces of at most half the markup limit: longer markup spans pieces, which the
+        # scanner measures.
+        piece = max(self._max_markup // 2, 1)
+        while pos < size:
             if self._parser is None:
-                buffered, self._pending = self._pending + data, b""
-                start = self._skip_between_documents(buffered)  # keeps in _pending what it cannot decide yet
-                if start is None:
+                found = self._skip_between_documents(data, pos)  # keeps in _pending what it cannot decide
+                if found is None:
                     return
-                data = start
+                pos = found
                 self._start_document()
-            data = self._parse(data)
+            pos = self._parse(data, pos, min(size, pos + piece))
 
-    def _skip_between_documents(self, data: bytes) -> bytes | None:
-        """Skip whitespace, BOMs and ``#< CLIXML`` lines; return data from ``<Objs`` or ``None`` (need more)."""
+    def _skip_between_documents(self, data: bytes, pos: int) -> int | None:
+        """Skip whitespace, BOMs, ``#< CLIXML`` lines and ``<?…?>``; return where ``<Objs`` starts, or
+        ``None`` when the data ends first."""
+        size = len(data)
         while True:
-            stripped = data.lstrip(b" \t\r\n")
-            self._advance(data[: len(data) - len(stripped)])
-            data = stripped
-            if not data:
-                return None
-            if data.startswith(codecs.BOM_UTF8):
-                self._advance(data[:3])
-                data = data[3:]
-                continue
-            if data.startswith(b"#"):
-                end = data.find(b"\n")
-                if end < 0:
-                    if len(data) > 64 or not _HEADER.startswith(data[: len(_HEADER)]):
-                        raise self._error(f"expected '#< CLIXML' or '<Objs', found {_preview(data)}")
-                    self._pending = data
+            if self._in_declaration:
+                pos = self._skip_declaration(data, pos)
+                if self._in_declaration:
                     return None
-                line = data[:end].rstrip(b"\r")
+            start = pos
+            pos = _WHITESPACE.match(data, pos).end()  # type: ignore[union-attr]
+            self._advance(data, start, pos)
+            if pos >= size:
+                return None
+            rest = size - pos
+            if data.startswith(codecs.BOM_UTF8, pos):
+                self._advance(data, pos, pos + 3)
+                pos += 3
+                continue
+            if data.startswith(b"#", pos):
+                end = data.find(b"\n", pos, pos + 66)
+                if end < 0:
+                    head = data[pos : pos + 66]
+                    if rest > 64 or not _HEADER.startswith(head[: len(_HEADER)]):
+                        raise self._error(f"expected '#< CLIXML' or '<Objs', found {_preview(head)}")
+                    self._pending = head
+                    return None
+                line = data[pos:end].rstrip(b"\r")
                 if line != _HEADER:
                     raise self._error(f"expected '#< CLIXML' or '<Objs', found {_preview(line)}")
-                self._advance(data[: end + 1])
-                data = data[end + 1 :]
+                self._advance(data, pos, end + 1)
+                pos = end + 1
                 continue
-            if data.startswith(b"<?"):
-                end = data.find(b"?>")
-                if end < 0:
-                    self._pending = data
-                    return None
-                self._advance(data[: end + 2])
-                data = data[end + 2 :]
+            if data.startswith(b"<?", pos):
+                self._in_declaration = 2
+                self._advance(data, pos, pos + 2)
+                pos += 2
                 continue
-            if len(data) < 5 and b"<Objs".startswith(data):
-                self._pending = data
+            head = data[pos : pos + 9]
+            if rest < 5 and b"<Objs".startswith(head):
+                self._pending = head
                 return None
-            if data.startswith(b"<!"):
-                if data[2:9].upper().startswith(b"DOCTYPE"[: len(data) - 2]) and len(data) < 9:
-                    self._pending = data
+            if head.startswith(b"<!"):
+                if rest < 9 and head[2:].upper() == b"DOCTYPE"[: rest - 2]:
+                    self._pending = head
                     return None
                 raise self._error("a DOCTYPE or other declaration is not allowed in CLIXML (refused)")
-            if data.startswith(b"<Objs") and (len(data) == 5 or data[5:6] in b" \t\r\n/>"):
-                return data
-            raise self._error(f"expected '<Objs' (the start of a CLIXML document), found {_preview(data)}")
+            if head.startswith(b"<Objs") and (rest == 5 or head[5:6] in b" \t\r\n/>"):
+                return pos
+            raise self._error(f"expected '<Objs' (the start of a CLIXML document), found {_preview(head)}")
 
-    def _advance(self, skipped: bytes) -> None:
-        self._consumed += len(skipped)
-        self._consumed_lines += skipped.count(b"\n")
+    def _skip_declaration(self, data: bytes, pos: int) -> int:
+        """Skip, without keeping it, the rest of a ``<?…?>`` before ``<Objs>`` (it may span chunks)."""
+        if self._after_question and data.startswith(b">", pos):
+            end = pos + 1
+        else:
+            found = data.find(b"?>", pos)
+            end = found + 2 if found >= 0 else -1
+        if end < 0:
+            self._in_declaration += len(data) - pos
+            self._after_question = data.endswith(b"?")
+            self._advance(data, pos, len(data))
+            if self._in_declaration > self._max_markup:
+                raise self._error(f"a processing instruction longer than {self._max_markup} bytes (refused)")
+            return len(data)
+        self._in_declaration = 0
+        self._after_question = False
+        self._advance(data, pos, end)
+        return end
+
+    def _advance(self, data: bytes | bytearray, start: int, end: int) -> None:
+        """Count ``data[start:end]`` as read (for the offsets and lines that errors give)."""
+        self._consumed += end - start
+        self._consumed_lines += data.count(b"\n", start, end)
 
     def _start_document(self) -> None:
         parser = expat.ParserCreate("utf-8")
@@ -459,25 +533,56 @@ class ClixmlReader:
         self._stack.clear()
         self._refs = collections.OrderedDict()
         self._weak_refs = weakref.WeakValueDictionary()
-        self._type_names = {}
+        self._type_names = collections.OrderedDict()
+        self._type_name_size = 0
+        self._type_names_dropped = False
+        self._scanner = MarkupScanner(self._max_markup)
+        self._held.clear()
 
-    def _parse(self, data: bytes) -> bytes:
-        """Feed ``data`` to the current document; return what follows its end (if it ended)."""
-        parser = self._parser
-        fed_before = self._consumed - self._doc_offset
+    def _parse(self, data: bytes, start: int, end: int) -> int:
+        """Feed ``data[start:end]`` to the current document; return where it stopped reading: ``end``,
+        or just after the document's end. Unfinished markup is held back until it ends, so expat
+        never scans a token twice."""
+        fed_before = self._consumed - self._doc_offset  # document offset of the first byte not fed
+        refused: MarkupError | None = None
         try:
-            parser.Parse(data, False)
+            hold = self._scanner.scan(data, start, end)
+        except MarkupError as exc:
+            hold, refused = exc.start, exc
+        view = memoryview(data)[start:end]
+        held = self._held
+        held_before = len(held)  # bytes of earlier chunks held back, before data[start]
+        if held:
+            held += view
+        whole: bytearray | memoryview = held if held else view
+        cut = len(whole) if hold is None else hold - fed_before
+        if cut <= 0 and refused is not None:
+            raise self._error(str(refused))
+        if cut <= 0:
+            if not held:
+                held += view
+            return end
+        feed = whole if cut >= len(whole) else whole[:cut]
+        kept = len(whole) - len(feed)  # bytes held back now (unfinished markup)
+        self._held = bytearray(whole[cut:]) if kept and refused is None else bytearray()
+        try:
+            self._parser.Parse(feed, False)
         except _DocumentEnd:
+            # Where the root's end tag ends: in ``feed`` (held bytes first, then data from start).
+            base = start - held_before  # data offset of feed[0] (held bytes precede data[start])
+            source: bytes | bytearray = held if held_before else data
+            offset = 0 if held_before else base
             index = self._root_end - fed_before
             if index < 0:  # the end tag began in an earlier chunk; its '>' is in this one
-                end = data.index(b">") + 1
-            elif data.startswith(b"</", index):
-                end = data.index(b">", index) + 1
+                stop = source.index(b">", offset) + 1 - offset
+            elif source.startswith(b"</", offset + index):
+                stop = source.index(b">", offset + index) + 1 - offset
             else:  # a self-closing root: expat reports the position just after '/>'
-                end = index
-            self._advance(data[:end])
+                stop = index
+            self._advance(source, offset, offset + stop)
             self._parser = None
-            return data[end:]
+            self._held.clear()
+            return base + stop
         except expat.ExpatError as exc:
             raise self._error(
                 _expat_message(exc), line=self._doc_line + exc.lineno - 1, column=exc.offset + 1
@@ -486,8 +591,13 @@ class ClixmlReader:
             raise
         except RecursionError:  # pragma: no cover - guarded by max_depth
             raise self._error("nesting too deep") from None
-        self._advance(data)
-        return b""
+        if held_before:
+            self._advance(held, 0, len(feed))
+        else:
+            self._advance(data, start, start + len(feed))
+        if refused is not None:
+            raise self._error(str(refused))
+        return end
 
     # --- expat handlers (closures over locals: this is the hot path) ---
 
@@ -503,6 +613,7 @@ class ClixmlReader:
         builders = self._builders
         max_depth = self._max_depth
         max_value = self._max_value_size
+        max_attributes = self._max_attributes
         referenced = None if self._keep_all else self._referenced
         remember = self._remember
         new_object = _new_psobject
@@ -510,23 +621,27 @@ class ClixmlReader:
         prim_name: str | None = None
         prim_attrs: dict[str, str] = {}
         prim_text: Any = None
+        prim_size = 0
         prim_convert: Callable[[str], Any] = str
 
         def on_start(name: str, attrs: dict[str, str]) -> None:
-            nonlocal prim_name, prim_attrs, prim_text, prim_convert
+            nonlocal prim_name, prim_attrs, prim_text, prim_convert, prim_size
+            if len(attrs) > max_attributes:
+                raise error(f"<{_shown(name)}> has more than {max_attributes} attributes (refused)")
             if prim_name is not None:
-                raise error(f"<{name}> inside <{prim_name}>, which holds only text")
+                raise error(f"<{_shown(name)}> inside <{prim_name}>, which holds only text")
             convert = primitives.get(name)
             if convert is not None and stack:
                 prim_name = name
                 prim_attrs = attrs
                 prim_text = None
+                prim_size = 0
                 prim_convert = convert
                 return
             if len(stack) >= max_depth:
                 raise error(f"elements nested deeper than {max_depth} (refused)")
             if not stack and name != "Objs":
-                raise error(f"the root element must be <Objs>, not <{name}>")
+                raise error(f"the root element must be <Objs>, not <{_shown(name)}>")
             frame: list[Any] = [name, attrs, None]
             stack.append(frame)
             if name == "Obj":
@@ -537,19 +652,20 @@ class ClixmlReader:
                     remember(ref_id, placeholder)
 
         def on_text(data: str) -> None:
-            nonlocal prim_text
+            nonlocal prim_text, prim_size
             if prim_name is None:
                 # Between elements: whitespace, or text something wrote straight to the console in the
                 # middle of the document. That is kept as a "text" item rather than dropped.
                 if len(stack) == 1 and not data.isspace():
                     items.append(ClixmlItem("text", data))
                 return
+            prim_size += len(data)
+            if prim_size > max_value:
+                raise error(f"a single value is larger than {max_value} characters (refused)")
             if prim_text is None:
                 prim_text = data
             elif prim_text.__class__ is list:
                 prim_text.append(data)
-                if len(prim_text) % 16 == 0 and sum(map(len, prim_text)) > max_value:
-                    raise error(f"a single value is larger than {max_value} characters (refused)")
             else:
                 prim_text = [prim_text, data]
 
@@ -564,7 +680,9 @@ class ClixmlReader:
                         text if text.__class__ is str else "" if text is None else "".join(text)
                     )
                 except (ValueError, TypeError, OverflowError) as exc:
-                    raise error(f"invalid <{name}>{self._member_path(attrs)}: {exc}") from None
+                    raise error(
+                        f"invalid <{name}>{self._member_path(attrs)}: {_shown(str(exc), 200)}"
+                    ) from None
             else:
                 frame = stack.pop()
                 if not stack:
@@ -572,14 +690,14 @@ class ClixmlReader:
                     raise _DocumentEnd
                 builder = builders.get(name)
                 if builder is None:
-                    raise error(f"unknown element <{name}>")
+                    raise error(f"unknown element <{_shown(name)}>")
                 attrs = frame[1]
                 try:
                     value = builder(frame)
                 except ClixmlError:
                     raise
                 except (ValueError, TypeError, KeyError, OverflowError) as exc:
-                    failure = error(f"invalid <{name}>{self._member_path(attrs)}: {exc}")
+                    failure = error(f"invalid <{name}>{self._member_path(attrs)}: {_shown(str(exc), 200)}")
                     failure.unresolved_reference = isinstance(exc, _UnresolvedReference)
                     raise failure from None
             if len(stack) == 1:
@@ -689,15 +807,34 @@ class ClixmlReader:
         names = tuple(child[2] for child in frame[3:])
         ref_id = frame[1].get("RefId")
         if ref_id is not None:
-            self._type_names[ref_id] = names
+            tables = self._type_names
+            old = tables.pop(ref_id, None)
+            if old is not None:
+                self._type_name_size -= sum(map(len, old))
+            tables[ref_id] = names
+            self._type_name_size += sum(map(len, names))
+            # The least recently used go first, so that a stream of new type names stays bounded.
+            while len(tables) > self._type_name_window or (
+                self._type_name_size > self._type_name_characters and len(tables) > 1
+            ):
+                _, dropped = tables.popitem(last=False)
+                self._type_name_size -= sum(map(len, dropped))
+                self._type_names_dropped = True
         return names
 
     def _type_name_ref(self, frame: _Frame) -> tuple[str, ...]:
-        ref_id = frame[1].get("RefId")
-        try:
-            return self._type_names[ref_id or ""]
-        except KeyError:
-            raise ValueError(f"TNRef RefId {ref_id!r} names no earlier <TN>") from None
+        ref_id = frame[1].get("RefId") or ""
+        tables = self._type_names
+        names = tables.get(ref_id)
+        if names is None:
+            why = (
+                f" still held (the reader keeps the {self._type_name_window} most recently used)"
+                if self._type_names_dropped
+                else ""
+            )
+            raise ValueError(f"TNRef RefId {_shown(ref_id)!r} names no earlier <TN>{why}")
+        tables.move_to_end(ref_id)
+        return names
 
     @staticmethod
     def _members(frame: _Frame) -> dict[str, Any]:
@@ -769,8 +906,8 @@ class ClixmlReader:
 
     def _member_path(self, attrs: dict[str, str]) -> str:
         names = [f[1].get("N") for f in self._stack[1:]] + [attrs.get("N")]
-        shown = ".".join(decode_string(n) for n in names if n)
-        return f" (member {shown})" if shown else ""
+        shown = ".".join(_shown(decode_string(n)) for n in names if n)
+        return f" (member {_shown(shown, 200)})" if shown else ""
 
     def _error(self, message: str, *, line: int | None = None, column: int | None = None) -> ClixmlError:
         parser = self._parser
@@ -782,7 +919,7 @@ class ClixmlReader:
         return ClixmlError(message, offset=offset, line=line, column=column, source=self.source)
 
     def _truncated(self) -> ClixmlError:
-        open_tags = [f[0] for f in self._stack] or ["Objs"]
+        open_tags = [_shown(f[0]) for f in self._stack] or ["Objs"]
         primitive = self._open_primitive() if self._parser is not None else None
         if primitive:
             open_tags.append(primitive)
@@ -821,12 +958,25 @@ def _nil(frame: _Frame) -> None:
     return None
 
 
+def _shown(text: str, limit: int = 60) -> str:
+    """A name or value as an error message shows it: cut short, whatever its size."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} characters)"
+
+
 def _hashable(key: Any) -> Any:
+    """A dictionary key as Python can hash it: a list as a tuple, a dictionary as a tuple of pairs, one
+    level deep (deeper keys, which only a hostile document has, would hash exponentially)."""
     if isinstance(key, list):
-        return tuple(_hashable(k) for k in key)
+        return tuple(_flat_key(k) for k in key)
     if isinstance(key, dict):
-        return tuple((_hashable(k), _hashable(v)) for k, v in key.items())
+        return tuple((_flat_key(k), _flat_key(v)) for k, v in key.items())
     return key
+
+
+def _flat_key(part: Any) -> Any:
+    if isinstance(part, (list, dict)):
+        raise ValueError("a dictionary key that is a list or dictionary holding lists or dictionaries")
+    return part
 
 
 def _preview(data: bytes) -> str:
@@ -875,6 +1025,8 @@ def parse_clixml(
                     if item.stream == "output"
                     else ClixmlItem(item.stream, to_record(item.stream, item.value))
                 )
+            if not reader.documents:
+                raise ClixmlError("no CLIXML document (<Objs>) in the input: it is empty", source=name)
             return
         except ClixmlError as exc:
             if exc.unresolved_reference and rescan is not None and referenced is None:

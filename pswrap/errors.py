@@ -43,6 +43,10 @@ class ClixmlError(PswrapError, ValueError):
         super().__init__(f"{message} ({', '.join(where)})" if where else message)
 
 
+class ExpansionError(PswrapError, ValueError):
+    """A value whose JSON would repeat its shared objects far beyond its own size (a hostile ``<Ref>`` graph)."""
+
+
 class ConfigError(PswrapError):
     """Configuration that cannot be used: a missing setting, an unknown profile, a bad value."""
 

@@ -14,17 +14,13 @@ import base64
 import binascii
 import dataclasses
 import datetime as _dt
-import math
-import reprlib
 import sys
-import uuid
 from collections.abc import Iterator, Mapping
-from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, ClassVar, NamedTuple
 
 from pswrap import _dpapi
-from pswrap.secret import REDACTED, Secret
+from pswrap.secret import Secret
 
 __all__ = [
     "DebugRecord",
@@ -464,20 +460,15 @@ class PSObject(Mapping[str, Any]):
     # --- comparison and display ---
 
     def __eq__(self, other: object) -> bool:
+        """Member by member, through shared objects and cycles (see :func:`pswrap._graph.graph_equal`)."""
         if self is other:
             return True
         if not isinstance(other, PSObject):
             return NotImplemented
-        return (
-            self._type_names == other._type_names
-            and self._to_string == other._to_string
-            and self._value == other._value
-            and self._adapted == other._adapted
-            and self._extended == other._extended
-        )
+        return _graph.graph_equal(self, other)
 
     def __hash__(self) -> int:
-        return hash((self._type_names, self._to_string))
+        return _graph.object_hash(self)
 
     def __str__(self) -> str:
         if self._to_string is not None:
@@ -486,17 +477,16 @@ class PSObject(Mapping[str, Any]):
             return str(self._value)
         return self.type_name or "PSObject"
 
-    @reprlib.recursive_repr("PSObject(…)")
     def __repr__(self) -> str:
         short = (self.type_name or "PSObject").rsplit(".", 1)[-1]
         parts = []
         if self._to_string is not None:
             parts.append(repr(_shorten(self._to_string)))
         if self._value is not _NO_VALUE:
-            parts.append(f"value={_shorten_repr(self._value)}")
+            parts.append(f"value={_graph.short_repr(self._value)}")
         shown = list(self._members.items())[:6]
         if shown:
-            inner = ", ".join(f"{k}={_shorten_repr(v)}" for k, v in shown)
+            inner = ", ".join(f"{k}={_graph.short_repr(v)}" for k, v in shown)
             more = len(self._members) - len(shown)
             parts.append(inner + (f", … +{more} more" if more else ""))
         return f"<{short} {' '.join(parts)}>" if parts else f"<{short}>"
@@ -556,11 +546,6 @@ def _new_psobject() -> PSObject:
 
 def _shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _shorten_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:59] + "…"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -646,89 +631,13 @@ class ErrorRecord(Record):
     reason: str | None = None
 
 
-# --------------------------------------------------------------------------------------------------
-# JSON
-# --------------------------------------------------------------------------------------------------
-
-
-def to_jsonable(value: Any) -> Any:
-    """Turn a value pswrap returned into data ``json.dumps`` accepts, by the documented mapping.
-
-    Secrets become ``"<redacted>"``; an object met again inside itself becomes its ``ToString``.
-    """
-    return _jsonable(value, set())
-
-
-def _jsonable(value: Any, active: set[int]) -> Any:
-    if value is None or isinstance(value, (bool, str)):
-        return str(value) if isinstance(value, str) and type(value) is not str else value
-    if isinstance(value, PSEnum):
-        return value.name
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        return value
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, _dt.datetime):
-        return value.isoformat()
-    if isinstance(value, PSTimeSpan):
-        return str(value)
-    if isinstance(value, _dt.timedelta):
-        return str(PSTimeSpan(days=value.days, seconds=value.seconds, microseconds=value.microseconds))
-    if isinstance(value, (uuid.UUID, Version)):
-        return str(value)
-    if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, Secret):
-        return REDACTED
-    key = id(value)
-    if key in active:
-        return str(value)
-    active.add(key)
-    try:
-        if isinstance(value, PSObject):
-            out: dict[str, Any] = {}
-            if value.has_value:
-                out["@value"] = _jsonable(value.value, active)
-            elif not value and value.to_string is not None:
-                return value.to_string
-            for k, v in value.items():
-                out[k] = _jsonable(v, active)
-            return out
-        if isinstance(value, Record):
-            data: dict[str, Any] = {"stream": value.stream}
-            for field in dataclasses.fields(value):
-                if field.name != "raw":
-                    data[field.name] = _jsonable(getattr(value, field.name), active)
-            return data
-        if isinstance(value, Mapping):
-            return {_json_key(k, active): _jsonable(v, active) for k, v in value.items()}
-        if isinstance(value, (list, tuple, set, frozenset)):
-            return [_jsonable(v, active) for v in value]
-    finally:
-        active.discard(key)
-    return str(value)
-
-
-def _json_key(key: Any, active: set[int]) -> str:
-    converted = _jsonable(key, active)
-    return (
-        converted
-        if isinstance(converted, str)
-        else str(converted).lower()
-        if isinstance(converted, bool)
-        else str(converted)
-    )
-
-
 def decode_base64(text: str) -> bytes:
     """Strict base64 (whitespace allowed), raising ``ValueError`` on anything else."""
     try:
         return base64.b64decode("".join(text.split()), validate=True)
     except binascii.Error as exc:
         raise ValueError(f"invalid base64: {exc}") from None
+
+
+from pswrap import _graph  # noqa: E402  (the graph walkers need the classes above)
+from pswrap._graph import to_jsonable  # noqa: E402

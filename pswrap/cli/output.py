@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -27,6 +28,7 @@ def write(
     console_width: int | None = None,
 ) -> int:
     """Write ``values`` to ``out`` in ``fmt``; return how many were written."""
+    out = _escaping(out)
     if select:
         values = (_select(v, select) for v in values)
     if fmt == "ndjson":
@@ -38,6 +40,33 @@ def write(
     if fmt == "table":
         return _table(list(values), out, console_width)
     raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+
+
+def _escape(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    escaped = []
+    for char in error.object[error.start : error.end]:
+        code = ord(char)
+        if code > 0xFFFF:
+            code -= 0x10000
+            escaped.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            escaped.append(f"\\u{code:04x}")
+    return "".join(escaped), error.end
+
+
+codecs.register_error("pswrap.escape", _escape)
+
+
+def _escaping(out: TextIO) -> TextIO:
+    """``out``, writing what its encoding cannot carry as ``\\uXXXX`` instead of failing: a lone
+    surrogate (a .NET string may hold one) becomes the escape JSON has for it, and shows in text."""
+    reconfigure = getattr(out, "reconfigure", None)
+    if reconfigure is not None and getattr(out, "errors", "pswrap.escape") != "pswrap.escape":
+        out.flush()
+        reconfigure(errors="pswrap.escape")
+    return out
 
 
 def _dumps(value: Any) -> str:

@@ -11,7 +11,7 @@ import click
 
 from pswrap.cli import output
 from pswrap.clixml import parse_clixml
-from pswrap.errors import ClixmlError
+from pswrap.errors import ClixmlError, ExpansionError
 from pswrap.objects import Record
 
 
@@ -32,12 +32,15 @@ def parse(files: tuple[str, ...], fmt: str, streams: bool, select: str | None, k
     """
     sources = list(files) or ["-"]
     failures: list[str] = []
+    where: list[Any] = ["", 0]  # the file and number of the object being written
 
     def items() -> Iterator[Any]:
         for name in sources:
             source: Any = sys.stdin.buffer if name == "-" else Path(name)
+            where[:] = ["standard input" if name == "-" else name, 0]
             try:
                 for item in parse_clixml(source, keep_references=keep_references):
+                    where[1] += 1
                     if streams:
                         yield {"stream": item.stream, "value": item.value}
                     elif item.stream == "output":
@@ -52,7 +55,10 @@ def parse(files: tuple[str, ...], fmt: str, streams: bool, select: str | None, k
                 failures.append(f"cannot read {name}: {exc.strerror or exc}")
 
     columns = [c.strip() for c in select.split(",") if c.strip()] if select else None
-    output.write(items(), fmt, sys.stdout, select=columns)
+    try:
+        output.write(items(), fmt, sys.stdout, select=columns)
+    except ExpansionError as exc:  # a hostile <Ref> graph: what was written before it stays
+        failures.append(f"{where[0]}: object {where[1]} not written: {exc}")
     for failure in failures:
         click.echo(f"pswrap parse: {failure}", err=True)
     if failures:
