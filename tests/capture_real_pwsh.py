@@ -196,13 +196,17 @@ class Scrubber:
             (str(Path.home()), NEUTRAL_HOME),
         ]
         self.paths.sort(key=lambda pair: -len(pair[0]))
+        # A path, not the same text inside a closing tag ("</root>") or a longer name.
+        self._patterns = [
+            (re.compile(rf"(?<!<)(?<!&lt;){re.escape(old)}(?![\w.-])"), new) for old, new in self.paths
+        ]
         names = "|".join(["User", "UserName", "Computer", "ComputerName", "MachineName", "Owner", "Group"])
         self._named = re.compile(rf'(<S N="(?:{names})">)([^<]*)(</S>)')
 
     def text(self, text: str) -> str:
         """Scrub CLIXML or other text (lengths may change)."""
-        for old, new in self.paths:
-            text = text.replace(old, new)
+        for pattern, new in self._patterns:
+            text = pattern.sub(new, text)
         return self._named.sub(self._name, text)
 
     def _name(self, match: re.Match[str]) -> str:
@@ -222,8 +226,12 @@ class Scrubber:
 
     def leaks(self, text: str) -> list[str]:
         """What in ``text`` still names this machine."""
-        found = [old for old, _ in self.paths if old in text]
-        found += [m for m in ("/root", "/work", "/home/", Path.cwd().name, self.tmp_name) if m in text]
+        found = [
+            old
+            for (old, _), (pattern, _) in zip(self.paths, self._patterns, strict=True)
+            if pattern.search(text)
+        ]
+        found += [m for m in ("/root/", "/work/", str(Path.cwd()), self.tmp_name) if m in text]
         if re.search(rf">{re.escape(self.host)}<", text):
             found.append("host name")
         if re.search(rf">{re.escape(self.user)}<|\\{re.escape(self.user)}\b", text):
@@ -232,7 +240,7 @@ class Scrubber:
 
 
 def check_clean(scrubber: Scrubber, name: str, text: str) -> None:
-    leaks = scrubber.leaks(text.replace(NEUTRAL_HOME, ""))
+    leaks = scrubber.leaks(text)
     if leaks:
         raise SystemExit(f"{name} still names this machine ({', '.join(leaks)}): extend the scrubbing")
 
