@@ -69,6 +69,7 @@ from pswrap.secret import Secret
 if TYPE_CHECKING:
     from pswrap.config import Settings
     from pswrap.exchange import ExchangeOnline
+    from pswrap.fleet import Fleet
     from pswrap.render import Script, Templates, ps_literal, render_template
     from pswrap.session import Result, Session
     from pswrap.transports import (
@@ -85,6 +86,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "Settings": "pswrap.config",
     "ExchangeOnline": "pswrap.exchange",
+    "Fleet": "pswrap.fleet",
     "Script": "pswrap.render",
     "Templates": "pswrap.render",
     "ps_literal": "pswrap.render",
@@ -130,6 +132,7 @@ __all__ = [
     "ExchangeError",
     "ExchangeModuleError",
     "ExchangeOnline",
+    "Fleet",
     "IdentityProviderUnavailableError",
     "InformationRecord",
     "Invocation",
