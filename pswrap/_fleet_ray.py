@@ -192,7 +192,7 @@ class TenantActor:
         self.pool = SessionPool(
             self._session,
             max_sessions=int(options.get("max_sessions", 8)),
-            max_rest_sessions=int(options.get("max_rest_sessions", 1000)),
+            max_rest_sessions=int(options.get("max_rest_sessions", 256)),
             memory_budget=options.get("memory_budget"),
         )
         self._runs: dict[str, threading.Event] = {}

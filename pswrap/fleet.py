@@ -39,9 +39,9 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -178,7 +178,7 @@ class SessionPool:
         factory: Callable[[str, str, Callable[[Any], None]], Any],
         *,
         max_sessions: int = 8,
-        max_rest_sessions: int = 1000,
+        max_rest_sessions: int = 256,
         memory_budget: int | None = None,
     ) -> None:
         if max_sessions < 1 or max_rest_sessions < 1:
@@ -440,7 +440,7 @@ class Fleet:
         *,
         concurrency: int = 16,
         max_sessions: int = 8,
-        max_rest_sessions: int = 1000,
+        max_rest_sessions: int = 256,
         memory_budget: int | None = None,
         transport: str | TransportRule | None = None,
         buffer: int = 1000,
@@ -487,6 +487,7 @@ class Fleet:
         elif backend != "local":
             raise ConfigError(f"unknown fleet backend {backend!r}: choose 'local' or 'ray'")
         self._closed = False
+        self._runs: weakref.WeakSet[FleetRun] = weakref.WeakSet()
 
     @classmethod
     def from_profiles(
@@ -558,6 +559,7 @@ class Fleet:
             timeout,
         )
         run = FleetRun(chosen, self.buffer, self.on_report)
+        self._runs.add(run)
         if self._ray is not None:
             self._ray.start(run, chosen, spec)
         else:
@@ -565,24 +567,35 @@ class Fleet:
         return run
 
     def _start_local(self, run: FleetRun, chosen: list[str], spec: CallSpec) -> None:
-        executor = ThreadPoolExecutor(max_workers=min(self.concurrency, len(chosen) or 1))
-
-        def one(tenant: str) -> None:
-            if run.stopped.is_set():
-                report = TenantReport(tenant, None, error="stopped before it started", error_type="Stopped")
-            else:
-                report = run_tenant(
-                    self.pool, tenant, self.tenants[tenant], spec, self.rule, run.put, run.stopped
-                )
-            run.report(report)
-
+        """Run the tenants on daemon threads (an abandoned run must not keep the interpreter alive)."""
+        todo: queue.SimpleQueue[str] = queue.SimpleQueue()
         for tenant in chosen:
-            executor.submit(one, tenant)
-        executor.shutdown(wait=False)
+            todo.put(tenant)
+
+        def work() -> None:
+            while True:
+                try:
+                    tenant = todo.get_nowait()
+                except queue.Empty:
+                    return
+                if run.stopped.is_set():
+                    report = TenantReport(
+                        tenant, None, error="stopped before it started", error_type="Stopped"
+                    )
+                else:
+                    report = run_tenant(
+                        self.pool, tenant, self.tenants[tenant], spec, self.rule, run.put, run.stopped
+                    )
+                run.report(report)
+
+        for number in range(min(self.concurrency, len(chosen))):
+            threading.Thread(target=work, name=f"pswrap-fleet-{number}", daemon=True).start()
 
     def close(self) -> None:
-        """Close (disconnect) every warm session (and the Ray actors)."""
+        """Stop what is running and close (disconnect) every warm session (and the Ray actors)."""
         self._closed = True
+        for run in list(self._runs):
+            run.stop()
         if self._ray is not None:
             self._ray.close()
         self.pool.close()
