@@ -73,6 +73,7 @@ from pswrap.secret import Secret
 if TYPE_CHECKING:
     from pswrap.config import Settings
     from pswrap.exchange import ExchangeOnline
+    from pswrap.fleet import Fleet
     from pswrap.render import Script, Templates, ps_literal, render_template
     from pswrap.session import Result, Session
     from pswrap.transports import (
@@ -90,6 +91,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "Settings": "pswrap.config",
     "ExchangeOnline": "pswrap.exchange",
+    "Fleet": "pswrap.fleet",
     "Script": "pswrap.render",
     "Templates": "pswrap.render",
     "ps_literal": "pswrap.render",
@@ -137,6 +139,7 @@ __all__ = [
     "ExchangeModuleError",
     "ExchangeOnline",
     "ExpansionError",
+    "Fleet",
     "IdentityProviderUnavailableError",
     "InformationRecord",
     "Invocation",

@@ -134,6 +134,8 @@ class ExchangeOnline:
         self._closed = False
         #: How many times ``Connect-ExchangeOnline`` ran (a warm session connects once per token).
         self.connects = 0
+        #: How many times a failed call was run again (a rejected token, throttling).
+        self.retried = 0
         _open_sessions.add(self)
 
     # --- construction ---
@@ -309,6 +311,7 @@ class ExchangeOnline:
                         self._reconnect(token, "Exchange rejected the token")
                 if read:
                     logger.info("%s: token rejected; reconnected and running it again", invocation.command)
+                    self.retried += 1
                     return self.session.start(build())
                 return _annotated(
                     outcome,
@@ -324,6 +327,7 @@ class ExchangeOnline:
                     with self._lock:
                         if self.persistent:
                             self._ensure_fresh_token()
+                        self.retried += 1
                         return self.session.start(build())
                 why = (
                     f"still throttled after {attempts['throttled']} retries"

@@ -102,6 +102,42 @@ def _scalar(text: str) -> Any:
     return text
 
 
+def _run_on_profiles(
+    cmdlet: str,
+    arguments: list[Any],
+    named: dict[str, Any],
+    profile: str | None,
+    profiles: str | None,
+    all_profiles: bool,
+    host: str | None,
+    given: dict[str, Any],
+) -> None:
+    """``--profiles``/``--all-profiles``: the many-tenant path (pswrap.cli.fleet_run)."""
+    from pswrap.cli.fleet_run import run_on_profiles
+
+    if profile is not None or host is not None or (profiles is not None and all_profiles):
+        raise click.UsageError(
+            "--profiles and --all-profiles go alone: not with --profile, --host or each other"
+        )
+    names = None if all_profiles else [n.strip() for n in (profiles or "").split(",") if n.strip()]
+    if names is not None and not names:
+        raise click.UsageError("--profiles needs profile names, like --profiles contoso,fabrikam")
+    select = given["select"]
+    run_on_profiles(
+        cmdlet,
+        arguments,
+        named,
+        profiles=names,
+        config_path=given["config_path"],
+        fmt=given["fmt"],
+        select=[c.strip() for c in select.split(",") if c.strip()] if select else None,
+        transport=given["transport"],
+        pwsh=given["pwsh"],
+        timeout=given["timeout"],
+        concurrency=given["concurrency"],
+    )
+
+
 class _Progress:
     """Progress records as a rich progress bar on stderr (a terminal only)."""
 
@@ -160,6 +196,11 @@ class _Progress:
     "(the rest comes from the profile's [winrm] or [ssh] table, or PSWRAP_WINRM_*/PSWRAP_SSH_* variables).",
 )
 @click.option("--timeout", type=float, help="Seconds the cmdlet may take.")
+@click.option("--profiles", help="Run on these profiles (comma-separated), each tenant in its own session.")
+@click.option("--all-profiles", is_flag=True, help="Run on every profile in the config file.")
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), default=16, show_default=True, help="Tenants at once."
+)
 def run(
     cmdlet: str,
     parameters: tuple[str, ...],
@@ -171,11 +212,20 @@ def run(
     pwsh: str | None,
     host: str | None,
     timeout: float | None,
+    profiles: str | None,
+    all_profiles: bool,
+    concurrency: int,
 ) -> None:
     """Run an Exchange Online CMDLET with PowerShell-style PARAMETERS (-ResultSize 10, -Identity bob)."""
     from pswrap.exchange import ExchangeOnline
 
     arguments, named = parse_parameters(list(parameters))
+    if profiles is not None or all_profiles:
+        given: dict[str, Any] = {"config_path": config_path, "fmt": fmt, "select": select}
+        given.update(transport=transport)
+        given.update(pwsh=pwsh, timeout=timeout, concurrency=concurrency)
+        _run_on_profiles(cmdlet, arguments, named, profile, profiles, all_profiles, host, given)
+        return
     progress = _Progress(sys.stderr.isatty())
     try:
         if host is not None:

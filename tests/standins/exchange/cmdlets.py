@@ -73,6 +73,11 @@ class ExchangeSwitches:
     journal: str | None = None
     throttle_after: int | None = None  # cmdlet calls that succeed before throttling starts
     throttle_times: int = 0
+    tenants: dict[str, str] = dataclasses.field(default_factory=dict)  # more tenants: id -> organization
+
+    def organizations(self) -> dict[str, str]:
+        """Every tenant the service knows: id -> organization (the main one first)."""
+        return {self.tenant_id: self.organization, **self.tenants}
 
     @classmethod
     def of(cls, ctx: CommandContext) -> ExchangeSwitches:
@@ -414,10 +419,9 @@ def connect(
             )
         )
     problem, claims = _check_token(switches, AccessToken)
-    organization_ok = Organization.casefold() in (
-        switches.organization.casefold(),
-        switches.tenant_id.casefold(),
-    )
+    tenant_id = claims.get("tid", switches.tenant_id)
+    organization = switches.organizations().get(tenant_id, switches.organization)
+    organization_ok = Organization.casefold() in (organization.casefold(), str(tenant_id).casefold())
     if problem is None and not organization_ok:
         problem = "organization"
     if problem is None and not switches.rbac:
@@ -432,7 +436,7 @@ def connect(
     state.organization = Organization
     state.connection_id = str(uuid.uuid4())
     if state.store is None:
-        state.store = xd.MailboxStore(switches.mailboxes, switches.organization)
+        state.store = xd.MailboxStore(switches.mailboxes, organization)
     if ShowBanner:
         ctx.write_information(
             "This V3 EXO PowerShell module contains new REST API backed Exchange Online cmdlets."
@@ -442,12 +446,17 @@ def connect(
 def _check_token(switches: ExchangeSwitches, token: str) -> tuple[str | None, dict[str, Any]]:
     """What is wrong with the token (``None``: nothing) and its claims."""
     try:
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return "signature", {}
+    tenant_id = unverified.get("tid") if unverified.get("tid") in switches.tenants else switches.tenant_id
+    try:
         claims = jwt.decode(
             token,
             switches.public_key_pem,
             algorithms=["RS256"],
             audience=switches.audience,
-            issuer=f"https://sts.windows.net/{switches.tenant_id}/",
+            issuer=f"https://sts.windows.net/{tenant_id}/",
             options={"require": ["exp", "tid", "aud"], "verify_exp": False},
         )
     except jwt.InvalidAudienceError:
@@ -458,7 +467,7 @@ def _check_token(switches: ExchangeSwitches, token: str) -> tuple[str | None, di
         return "expired", claims
     if MANAGE_AS_APP not in (claims.get("roles") or []):
         return "role", claims
-    if claims.get("tid") != switches.tenant_id:
+    if claims.get("tid") != tenant_id:
         return "tenant", claims
     return None, claims
 
