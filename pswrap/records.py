@@ -104,6 +104,9 @@ def error_record(value: Any) -> ErrorRecord:
     line_number = _get(value, "InvocationInfo_ScriptLineNumber")
     if line_number is None and isinstance(invocation, PSObject):
         line_number = _get(invocation, "ScriptLineNumber")
+    stack = _get(value, "ErrorDetails_ScriptStackTrace")
+    if stack is None:
+        stack = _get(value, "ScriptStackTrace")
     action = _get(value, "ErrorDetails_RecommendedAction")
     if action is None and isinstance(details, PSObject):
         action = _get(details, "RecommendedAction")
@@ -121,6 +124,7 @@ def error_record(value: Any) -> ErrorRecord:
         recommended_action=None if action is None else str(action) or None,
         activity=activity,
         reason=reason,
+        script_stack_trace=None if stack is None else str(stack) or None,
     )
 
 
