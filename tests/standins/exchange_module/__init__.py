@@ -56,7 +56,8 @@ class ModuleConfig:
     ``tenants``: ``[{"id": …, "domain": …}]`` (an organization names one by domain or id);
     ``jwks``: the identity provider's public key set; ``rbac``: the app's Exchange role —
     ``"assigned"``, ``"unsupported"`` (a directory role EXO does not take) or ``"none"``;
-    ``clock_skew``: seconds the service takes tokens for expired early; ``throttle_after`` /
+    ``clock_skew``: seconds the service takes tokens for expired early; ``revoked``: the ``uti`` claims
+    of tokens the service no longer takes (a 401 mid-session, then refused at connect); ``throttle_after`` /
     ``throttle_times``: cmdlet calls that work before throttling starts, and how many are throttled.
     """
 
@@ -65,6 +66,7 @@ class ModuleConfig:
     audience: str = "https://outlook.office365.com"
     rbac: str = "assigned"
     clock_skew: float = 0.0
+    revoked: list[str] = dataclasses.field(default_factory=list)
     throttle_after: int | None = None
     throttle_times: int = 0
     journal: str | None = None

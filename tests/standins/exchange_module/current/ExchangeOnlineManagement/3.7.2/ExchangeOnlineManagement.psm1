@@ -1,8 +1,9 @@
 # ExchangeOnlineManagement 3.7.2, played for pswrap's tests on a real pwsh (never for production).
 #
 # Connect-ExchangeOnline -AccessToken -Organization checks the token the identity-provider stand-in
-# issued: its RS256 signature against the key set in standin.json, issuer, audience, expiry, the
-# Exchange.ManageAsApp role, and the tenant the organization belongs to. It fails as the real module
+# issued: its RS256 signature against the key set in standin.json, issuer, audience, expiry (and
+# whether the service revoked it), the Exchange.ManageAsApp role, and the tenant the organization
+# belongs to. It fails as the real module
 # does (../shared/docs/real-captures.md 1.1-1.6): the catch block rethrows with `throw $_.Exception`,
 # so a refused token arrives as a record whose message and FullyQualifiedErrorId are `UnAuthorized`,
 # category OperationStopped, no activity, exception System.UnauthorizedAccessException. The Exchange
@@ -90,6 +91,7 @@ function Test-StandinToken {
     if ($claims['aud'] -ne $Config['audience']) { return 'audience', $claims }
     $now = [DateTimeOffset]::UtcNow.ToUnixTimeSeconds()
     if ([double] $claims['exp'] - [double] $Config['clock_skew'] -le $now) { return 'expired', $claims }
+    if (@($Config['revoked']) -contains $claims['uti']) { return 'revoked', $claims }
     $roles = @(if ($claims.ContainsKey('roles')) { $claims['roles'] })
     if ($roles -notcontains 'Exchange.ManageAsApp') { return 'role', $claims }
     $known = @($Config['tenants'] | Where-Object { $_['id'] -eq $Organization -or $_['domain'] -eq $Organization })
@@ -167,6 +169,7 @@ function Connect-ExchangeOnline {
                 TenantId = $claims['tid']
                 AppId = $claims['appid']
                 Expires = [double] $claims['exp']
+                Uti = $claims['uti']
                 Calls = 0
             }
             $module = New-StandinExoModule -Config $config -Connection $connection -CommandName $CommandName

@@ -2,8 +2,9 @@
 # and imported globally at connect, as the real module does with the module it downloads. Errors come
 # from Write-ErrorMessage in the real shape (real-captures.md 1.24): message `ExXXXXXX|<type>|<text>`,
 # CategoryInfo `NotSpecified: (:) [<cmdlet>], <reason>`, FullyQualifiedErrorId
-# `[Server=…,RequestId=…,TimeStamp=…],Write-ErrorMessage`. The 401 of a token that expired after
-# connect and the throttling answer are modelled in that shape (no capture of either exists).
+# `[Server=…,RequestId=…,TimeStamp=…],Write-ErrorMessage`. The 401 of a token that expired (or that
+# the service revoked) after connect and the throttling answer are modelled in that shape (no capture
+# of either exists: real-captures.md 1.33).
 param([hashtable] $State)
 
 Set-StrictMode -Version 3.0
@@ -33,7 +34,8 @@ function Enter-ExoCall {
         $line = ConvertTo-Json -Compress -InputObject ([ordered]@{ event = 'cmdlet'; pid = $PID; name = $Name })
         [System.IO.File]::AppendAllText($config['journal'], $line + "`n")
     }
-    if ($connection['Expires'] - [double] $config['clock_skew'] -le [DateTimeOffset]::UtcNow.ToUnixTimeSeconds()) {
+    $expired = $connection['Expires'] - [double] $config['clock_skew'] -le [DateTimeOffset]::UtcNow.ToUnixTimeSeconds()
+    if ($expired -or @($config['revoked']) -contains $connection['Uti']) {
         Write-ErrorMessage -Message 'UnAuthorized' -Activity $Name -Reason 'UnauthorizedAccessException' `
             -Exception ([System.UnauthorizedAccessException]::new('UnAuthorized'))
     }
@@ -70,7 +72,7 @@ function Get-ExoValues {
 }
 
 function New-ExoObject {
-    param([object[]] $Fields, [hashtable] $Values, [string[]] $TypeNames, [string] $Text)
+    param([object[]] $Fields, [hashtable] $Values, [string[]] $TypeNames)
     $properties = [ordered]@{}
     foreach ($field in $Fields) {
         $properties[$field[0]] = ConvertFrom-ExoValue -Kind $field[1] -Value $Values[$field[0]]
@@ -78,7 +80,6 @@ function New-ExoObject {
     $object = [pscustomobject] $properties
     $object.PSObject.TypeNames.Clear()
     foreach ($name in $TypeNames) { $object.PSObject.TypeNames.Add($name) }
-    Add-Member -InputObject $object -MemberType ScriptMethod -Name ToString -Value ([scriptblock]::Create("'$($Text.Replace("'", "''"))'")) -Force
     $object
 }
 
@@ -122,7 +123,7 @@ function Get-Mailbox {
             $values = Get-ExoValues $index
             if ($RecipientTypeDetails -and $RecipientTypeDetails -notcontains $values['RecipientTypeDetails']) { continue }
             if ($shown -ge $limit) { Write-Warning $script:MoreResults; break }
-            New-ExoObject $data['mailbox_fields'] $values $data['mailbox_types'] $values['Alias']
+            New-ExoObject $data['mailbox_fields'] $values $data['mailbox_types']
             $shown++
         }
     }
@@ -135,7 +136,7 @@ function Get-AcceptedDomain {
     $data = $script:State.Data
     foreach ($domain in $data['accepted_domains']) {
         if ($Identity -and $domain['Name'] -ne $Identity) { continue }
-        New-ExoObject $data['accepted_domain_fields'] $domain $data['accepted_domain_types'] $domain['Name']
+        New-ExoObject $data['accepted_domain_fields'] $domain $data['accepted_domain_types']
     }
 }
 
