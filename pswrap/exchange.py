@@ -447,7 +447,7 @@ class ExchangeOnline:
             return ExchangeModuleError(
                 f"the ExchangeOnlineManagement module could not be loaded where pswrap runs PowerShell "
                 f"({self.transport_name}): {record.message}",
-                action=f"repair or reinstall it there: {INSTALL_MODULE} -Force",
+                action=f"reinstall it there (add -Force to Install-Module): {INSTALL_MODULE}",
                 record=record,
             )
         installed = self._installed_module_versions()
