@@ -115,7 +115,12 @@ def test_a_throttled_read_is_retried(real_exchange: RealExchange) -> None:
 
 
 @pytest.mark.parametrize(
-    ("folder", "words"), [("none", "not installed"), ("old", "older than 3.1.0 (installed: 2.0.5)")]
+    ("folder", "words"),
+    [
+        ("none", "is not installed"),
+        ("old", "is older than 3.1.0 (installed: 2.0.5)"),
+        ("broken", "could not be loaded"),
+    ],
 )
 def test_a_missing_or_old_module_says_how_to_install_it(
     real_exchange: RealExchange, folder: str, words: str
