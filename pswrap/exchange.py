@@ -29,12 +29,14 @@ import importlib
 import re
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 from pswrap.auth import AccessToken, TokenProvider, get_token_provider
+from pswrap.clouds import get_cloud
 from pswrap.config import Settings
 from pswrap.errors import (
     ConfigError,
@@ -59,11 +61,18 @@ INSTALL_MODULE = 'pwsh -NoProfile -Command "Install-Module ExchangeOnlineManagem
 _PERSISTENT = ("local", "winrm", "ssh")
 
 _UNAUTHORIZED = re.compile(r"\(401\)|\bunauthori[sz]ed\b", re.IGNORECASE)
-_FORBIDDEN = re.compile(r"\(403\)|\bforbidden\b", re.IGNORECASE)
 _THROTTLED = re.compile(
     r"\(429\)|too many requests|maximum number of concurrent requests|\bthrottl|server is busy", re.IGNORECASE
 )
 _RETRY_AFTER = re.compile(r"retry[- ]after[: ]+(\d+)", re.IGNORECASE)
+#: One frame of PowerShell's script stack trace: ``at Connect-ExchangeOnline<Process>, /x.psm1: line 754``.
+_FRAME = re.compile(r"^\s*at (?P<where>.*), (?P<file>.*): line (?P<line>\d+)\s*$")
+_NO_FILE = "<No file>"  # the file of a frame in a script run as text, as pswrap runs its own
+_ROLE_NOT_SUPPORTED = re.compile(
+    r"role assigned to application .* isn't supported", re.IGNORECASE | re.DOTALL
+)
+#: The application id of Office 365 Exchange Online: an audience Exchange also takes.
+_EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 
 _open_sessions: weakref.WeakSet[ExchangeOnline] = weakref.WeakSet()
 
@@ -131,6 +140,7 @@ class ExchangeOnline:
         )
         self._lock = threading.RLock()
         self._connected: AccessToken | None = None
+        self._oneshot_steps: dict[int, str] = {}
         self._closed = False
         #: How many times ``Connect-ExchangeOnline`` ran (a warm session connects once per token).
         self.connects = 0
@@ -276,6 +286,7 @@ class ExchangeOnline:
             **self._connect_options(),
         )
         self._connected = token
+        self._oneshot_steps = _steps(script.text)
         return Invocation(
             script.text,
             is_script=True,
@@ -298,9 +309,11 @@ class ExchangeOnline:
             if record is None:
                 return None
             if self.transport_name == "oneshot":
-                self._raise_connect_failure(record)
+                self._raise_connect_failure(record, self._oneshot_steps)
             if result.produced_output:
                 return None  # objects already reached the caller: running it again would repeat them
+            if not invocation.is_script and _not_recognized(record, invocation.command):
+                return _annotated(outcome, self._not_generated(invocation.command))
             text = _text(record)
             if _UNAUTHORIZED.search(text) and attempts["auth"] == 0 and self.transport_name != "rest":
                 attempts["auth"] += 1
@@ -405,13 +418,14 @@ class ExchangeOnline:
             Organization=self.organization,
             **self._connect_options(),
         )
+        steps = _steps(result.invocation.command)
         try:
             result.wait()
         except PowerShellError as exc:
-            self._raise_connect_failure(exc.record, token)
+            self._raise_connect_failure(exc.record, steps, token, connect_only=True)
             raise
         if result.errors:
-            self._raise_connect_failure(result.errors[0], token)
+            self._raise_connect_failure(result.errors[0], steps, token, connect_only=True)
         self._connected = token
         self.connects += 1
         logger.info(
@@ -420,68 +434,178 @@ class ExchangeOnline:
             token.seconds_left(),
         )
 
-    def _raise_connect_failure(self, record: ErrorRecord, token: AccessToken | None = None) -> None:
-        """Turn a failed import or connect into an error that says what to do (returns if it was neither)."""
+    def _raise_connect_failure(
+        self,
+        record: ErrorRecord,
+        steps: Mapping[int, str],
+        token: AccessToken | None = None,
+        *,
+        connect_only: bool = False,
+    ) -> None:
+        """Turn a failed import or connect into an error that says what to do (returns if it was neither).
+
+        Which step failed is read from where the error happened in pswrap's own script (``steps``: its
+        line numbers), not from the record: the module rethrows its failures (``throw $_.Exception``),
+        so they carry no activity, and their id is their message. ``connect_only``: the script held
+        nothing but the connect steps, so an error that says nothing of where it happened came from them.
+        """
         error_id = record.error_id or ""
-        if error_id.startswith(("Modules_ModuleNotFound", "Modules_ModuleWithVersionNotFound")):
-            installed = self._installed_module_versions()
-            if installed is None:
-                state = f"missing, or older than {MINIMUM_MODULE_VERSION},"
-            elif installed:
-                state = f"older than {MINIMUM_MODULE_VERSION} (installed: {', '.join(installed)})"
-            else:
-                state = "not installed"
-            raise ExchangeModuleError(
-                f"the ExchangeOnlineManagement module is {state} where pswrap runs PowerShell "
-                f"({self.transport_name}): {record.message}",
-                action=f"install or update it there: {INSTALL_MODULE}",
-                record=record,
-            )
-        if (
-            "Connect-ExchangeOnline" not in (record.activity or "")
-            and "ConnectExchangeOnline" not in error_id
-        ):
+        step = steps.get(_script_line(record) or 0)
+        if step is None and connect_only:
+            step = "import" if error_id.startswith("Modules_") else "connect"
+        if step == "import":
+            raise self._module_error(record)
+        if step != "connect":
             return
-        token = token or self._connected
-        text = _text(record)
-        causes: list[str] = []
-        if _FORBIDDEN.search(text):
-            raise ExchangeConnectError(
-                f"Exchange Online refused the app (403 Forbidden) for {self.organization}: it has the API "
-                "permission but no Exchange role",
-                action="assign the app's service principal the Exchange Administrator role (Entra ID → Roles and "
-                "administrators) or an Exchange RBAC role, then wait a few minutes",
+        raise self._connect_error(record, token or self._connected)
+
+    def _module_error(self, record: ErrorRecord) -> ExchangeModuleError:
+        error_id = record.error_id or ""
+        if not error_id.startswith(("Modules_ModuleNotFound", "Modules_ModuleWithVersionNotFound")):
+            return ExchangeModuleError(
+                f"the ExchangeOnlineManagement module could not be loaded where pswrap runs PowerShell "
+                f"({self.transport_name}): {record.message}",
+                action=f"reinstall it there (add -Force to Install-Module): {INSTALL_MODULE}",
                 record=record,
-                causes=("no Exchange role assigned to the app",),
             )
-        if token is not None and not token.has_exchange_role:
-            causes.append(
-                "the token has no Exchange.ManageAsApp role: add the API permission Office 365 Exchange Online → "
-                "Exchange.ManageAsApp (application) to the app and grant admin consent"
+        installed = self._installed_module_versions()
+        if installed is None:
+            state = f"missing, or older than {MINIMUM_MODULE_VERSION},"
+        elif installed:
+            state = f"older than {MINIMUM_MODULE_VERSION} (installed: {', '.join(installed)})"
+        else:
+            state = "not installed"
+        return ExchangeModuleError(
+            f"the ExchangeOnlineManagement module is {state} where pswrap runs PowerShell "
+            f"({self.transport_name}): {record.message}",
+            action=f"install or update it there: {INSTALL_MODULE}",
+            record=record,
+        )
+
+    def _connect_error(self, record: ErrorRecord, token: AccessToken | None) -> ExchangeConnectError:
+        """What a failed ``Connect-ExchangeOnline`` means. Exchange says only ``UnAuthorized`` for every
+        token it refuses, so the causes come from the token's claims and the settings."""
+        if _ROLE_NOT_SUPPORTED.search(record.message):
+            cause = (
+                "the app's Entra role is not one Exchange Online accepts for app-only access: assign its service "
+                "principal the Exchange Administrator role (Entra ID → Roles and administrators), then wait a few "
+                "minutes"
             )
-        if token is not None and token.expired:
-            causes.append("the token had expired")
-        tenant = (self.settings.tenant or "").casefold()
-        if "." in tenant and tenant != self.organization.casefold():
-            causes.append(
-                f"the organization {self.organization!r} is not the tenant {self.settings.tenant!r}: it must be the "
-                "tenant's primary *.onmicrosoft.com domain"
+            return ExchangeConnectError(
+                f"Connect-ExchangeOnline failed for {self.organization}: {record.message}",
+                action=cause,
+                record=record,
+                causes=(cause,),
             )
+        causes = self._token_causes(token)
         if not causes:
             causes.append(
-                f"check that the organization {self.organization!r} is the tenant's primary *.onmicrosoft.com domain "
-                "and that the app has Exchange.ManageAsApp with admin consent"
+                f"Exchange refused a token pswrap found nothing wrong with: check that {self.organization!r} is the "
+                "tenant's primary *.onmicrosoft.com domain, that the app has Office 365 Exchange Online → "
+                "Exchange.ManageAsApp with admin consent, and that this machine's clock is right"
             )
-        raise ExchangeConnectError(
+        return ExchangeConnectError(
             f"Connect-ExchangeOnline failed for {self.organization}: {record.message}",
             action="; ".join(causes),
             record=record,
             causes=tuple(causes),
         )
 
+    def _token_causes(self, token: AccessToken | None) -> list[str]:
+        """What is wrong with ``token`` for this organization, each with its fix."""
+        causes: list[str] = []
+        if token is not None:
+            if token.expired:
+                causes.append(
+                    f"the token had expired (at {token.expires_at:%Y-%m-%d %H:%M:%S} UTC): check this machine's clock"
+                )
+            resource = get_cloud(self.settings.environment).resource
+            audience = (token.audience or "").rstrip("/")
+            if audience not in (resource, _EXCHANGE_APP_ID):
+                causes.append(
+                    f"the token is for {token.audience or 'no audience'}, not Exchange Online ({resource}): the scope "
+                    f"must be {resource}/.default (check the scope setting, PSWRAP_SCOPE)"
+                )
+            elif not token.roles:
+                causes.append(
+                    "the token carries no application permission: the app lacks admin consent for Office 365 Exchange "
+                    "Online → Exchange.ManageAsApp; add that API permission (application) and grant admin consent"
+                )
+            elif not token.has_exchange_role:
+                causes.append(
+                    f"the token has the roles {', '.join(token.roles)} but not Exchange.ManageAsApp: add the API "
+                    "permission Office 365 Exchange Online → Exchange.ManageAsApp (application) and grant admin consent"
+                )
+        organization = self.organization.casefold()
+        tenant = (self.settings.tenant or "").casefold()
+        token_tenant = ((token.tenant_id if token is not None else None) or "").casefold()
+        if ("." in tenant and tenant != organization) or (
+            _is_guid(organization) and token_tenant and organization != token_tenant
+        ):
+            causes.append(
+                f"the organization {self.organization!r} is not the tenant {self.settings.tenant!r}: it must be the "
+                "tenant's primary *.onmicrosoft.com domain (PSWRAP_ORGANIZATION)"
+            )
+        return causes
+
+    def _not_generated(self, command: str) -> str:
+        """Why the module has no ``command`` after connecting, and the fix."""
+        if self.command_names and command.casefold() not in {c.casefold() for c in self.command_names}:
+            return f"{command} is not in command_names, so Connect-ExchangeOnline did not load it"
+        return (
+            f"Exchange Online generated no {command} for this app: the app has no Exchange role that allows it "
+            "(or there is no such cmdlet); assign the app's service principal the Exchange Administrator role "
+            f"(Entra ID → Roles and administrators) or an Exchange RBAC role that includes {command}, then connect again"
+        )
+
 
 def _version_text(value: Any) -> str:
     return str(value.get("Version") if isinstance(value, Mapping) else value)
+
+
+def _steps(script: str) -> dict[int, str]:
+    """The lines of pswrap's connect script that import the module and connect (1-based, as PowerShell counts)."""
+    steps: dict[int, str] = {}
+    for number, line in enumerate(script.splitlines(), 1):
+        first = line.split(None, 1)[0].casefold() if line.strip() else ""
+        if first == "import-module":
+            steps[number] = "import"
+        elif first == "connect-exchangeonline":
+            steps[number] = "connect"
+    return steps
+
+
+def _script_line(record: ErrorRecord) -> int | None:
+    """The line of pswrap's own script the failure happened at: the innermost frame of the record's script
+    stack trace that has no file (modules are files; pswrap's scripts run as text), else the record's
+    position when it names no file."""
+    trace = record.script_stack_trace
+    if trace:
+        for line in trace.splitlines():
+            frame = _FRAME.match(line)
+            if frame is not None and frame.group("file") == _NO_FILE:
+                return int(frame.group("line"))
+        return None
+    if record.script_line_number is not None and (record.script_position or "").lstrip().startswith(
+        "At line:"
+    ):
+        return record.script_line_number
+    return None
+
+
+def _not_recognized(record: ErrorRecord, command: str) -> bool:
+    """Whether ``record`` says ``command`` is not a known command (what a cmdlet the module did not generate gives)."""
+    if (record.error_id or "").split(",", 1)[0] != "CommandNotFoundException":
+        return False
+    return command.casefold() in f"{record.target} {record.message}".casefold()
+
+
+def _is_guid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _text(record: ErrorRecord) -> str:

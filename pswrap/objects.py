@@ -629,6 +629,8 @@ class ErrorRecord(Record):
     recommended_action: str | None = None
     activity: str | None = None
     reason: str | None = None
+    #: PowerShell's script stack trace (``at <where>, <file>: line <n>``, innermost first), when it sent one.
+    script_stack_trace: str | None = dataclasses.field(default=None, compare=False)
 
 
 def decode_base64(text: str) -> bytes:

@@ -46,6 +46,17 @@ _MERGE_NOTES = {
     "writeinformationstream": "information",
 }
 
+_RECORD_TYPES = {
+    f"System.Management.Automation.{kind}Record": stream
+    for kind, stream in (
+        ("Error", "error"),
+        ("Warning", "warning"),
+        ("Verbose", "verbose"),
+        ("Debug", "debug"),
+        ("Information", "information"),
+    )
+}
+
 _SIMPLE: dict[str, type[Record]] = {
     "warning": WarningRecord,
     "verbose": VerboseRecord,
@@ -57,13 +68,16 @@ def merged_stream(value: Any) -> str | None:
     """The stream a record came from when PowerShell merged it into output (``*>&1``), else ``None``.
 
     PowerShell marks a merged record with a ``writeErrorStream``/``writeWarningStream``/… note (the
-    spelling's case varies between versions).
+    spelling's case varies between versions). pwsh 7.6's ``-OutputFormat xml`` writes no note at all
+    (and an ``InformationRecord`` never had one): then the record's own type says where it came from.
     """
     if isinstance(value, PSObject):
         for name, note in value.extended.items():
             stream = _MERGE_NOTES.get(name.lower())
             if stream is not None and note is True:
                 return stream
+        if value.type_names:
+            return _RECORD_TYPES.get(value.type_names[0])
     return None
 
 
@@ -104,6 +118,9 @@ def error_record(value: Any) -> ErrorRecord:
     line_number = _get(value, "InvocationInfo_ScriptLineNumber")
     if line_number is None and isinstance(invocation, PSObject):
         line_number = _get(invocation, "ScriptLineNumber")
+    stack = _get(value, "ErrorDetails_ScriptStackTrace")
+    if stack is None:
+        stack = _get(value, "ScriptStackTrace")
     action = _get(value, "ErrorDetails_RecommendedAction")
     if action is None and isinstance(details, PSObject):
         action = _get(details, "RecommendedAction")
@@ -121,6 +138,7 @@ def error_record(value: Any) -> ErrorRecord:
         recommended_action=None if action is None else str(action) or None,
         activity=activity,
         reason=reason,
+        script_stack_trace=None if stack is None else str(stack) or None,
     )
 
 

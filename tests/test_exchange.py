@@ -10,6 +10,7 @@ import time
 import pytest
 
 from pswrap import ConfigError, CredentialRejectedError, PowerShellError, PSObject
+from pswrap.auth import clear_token_providers
 from pswrap.errors import ExchangeConnectError, ExchangeModuleError
 from pswrap.exchange import ExchangeOnline, _close_open_sessions
 from tests.fixtures.exchange import ExchangeStandin
@@ -201,8 +202,31 @@ def test_a_token_without_the_exchange_role_is_named(exchange_standin: ExchangeSt
     exchange_standin.idp.app.roles = ()
     with pytest.raises(ExchangeConnectError) as caught:
         exchange_standin.open().open()
-    assert "no Exchange.ManageAsApp role" in str(caught.value)
-    assert "(401) Unauthorized" in caught.value.record.message  # type: ignore[union-attr]
+    assert "admin consent" in str(caught.value) and "Exchange.ManageAsApp" in str(caught.value)
+    record = caught.value.record
+    assert record is not None  # the real module's rethrown exception, not a cmdlet error
+    assert (record.message, record.error_id, record.category) == (
+        "UnAuthorized",
+        "UnAuthorized",
+        "OperationStopped",
+    )
+    assert not record.activity and record.exception_type == "System.UnauthorizedAccessException"
+
+
+@pytest.mark.parametrize("transport", ["local", "oneshot"])
+def test_a_refused_connect_is_told_from_a_failing_cmdlet_by_where_it_failed(
+    exchange_standin: ExchangeStandin, transport: str
+) -> None:
+    exo = exchange_standin.open(transport=transport)
+    with pytest.raises(PowerShellError) as failed:  # a cmdlet's own error, after connecting
+        exo.invoke("Get-Mailbox", Identity="nobody").wait()
+    assert not isinstance(failed.value, ExchangeConnectError)
+    exchange_standin.idp.app.roles = ("full_access_as_app",)
+    clear_token_providers()  # no cached token: the next one has the new roles
+    refused = exchange_standin.open(transport=transport)
+    with pytest.raises(ExchangeConnectError) as caught:
+        refused.invoke("Get-Mailbox", Identity="user0000001").wait()
+    assert "has the roles full_access_as_app but not Exchange.ManageAsApp" in str(caught.value)
 
 
 def test_a_wrong_organization_is_named(exchange_standin: ExchangeStandin) -> None:
@@ -212,11 +236,24 @@ def test_a_wrong_organization_is_named(exchange_standin: ExchangeStandin) -> Non
     assert "'fabrikam.onmicrosoft.com' is not the tenant 'contoso.onmicrosoft.com'" in str(caught.value)
 
 
-def test_a_missing_exchange_role_assignment_is_explained(exchange_standin: ExchangeStandin) -> None:
+def test_no_exchange_role_connects_and_then_names_the_missing_role(exchange_standin: ExchangeStandin) -> None:
     exchange_standin.configure(rbac=False)
+    exo = exchange_standin.open()
+    exo.open()  # connecting works: the real module finds out only when it generates the cmdlets
+    with pytest.raises(PowerShellError) as caught:
+        exo.invoke("Get-Mailbox").wait()
+    assert "generated no Get-Mailbox" in str(caught.value) and "Exchange Administrator role" in str(
+        caught.value
+    )
+    assert caught.value.record.error_id == "CommandNotFoundException"
+
+
+def test_an_unsupported_directory_role_is_explained(exchange_standin: ExchangeStandin) -> None:
+    exchange_standin.configure(rbac="unsupported")
     with pytest.raises(ExchangeConnectError) as caught:
         exchange_standin.open().open()
-    assert "403 Forbidden" in str(caught.value) and "Exchange Administrator role" in str(caught.value)
+    assert "isn't supported in this scenario" in str(caught.value)
+    assert "Exchange Administrator role" in (caught.value.action or "")
 
 
 def test_no_organization_is_a_configuration_error(exchange_standin: ExchangeStandin) -> None:

@@ -6,9 +6,14 @@ What the real module does that matters to a client, and this enforces:
   ModuleNotFound texts when the module is missing or too old (switch ``module``).
 - ``Connect-ExchangeOnline -AccessToken … -Organization …`` validates the JWT the identity-provider
   stand-in issued: signature, issuer, audience, expiry, the ``Exchange.ManageAsApp`` role and the
-  organization; the Exchange role assignment (RBAC) can be switched off. Exchange answers these with
-  opaque REST errors (401/403), which is what the module surfaces — texts marked *modelled* below are
-  shaped like the module's ``|ExceptionType|message`` errors, not copied from a capture.
+  organization. It fails as the real module does (real-captures.md 1.1-1.6, 1.10): its catch block
+  rethrows with ``throw $_.Exception``, so a refused token is a record whose message and
+  FullyQualifiedErrorId are ``UnAuthorized``, OperationStopped, no activity, with the psm1's ``throw``
+  line over the caller's line in its script stack trace; an unsupported directory role (switch
+  ``rbac="unsupported"``) is the real SystemException text after the banner; no Exchange role at all
+  (``rbac=False``) connects and then generates no cmdlets, so each is "not recognized". The data
+  cmdlets' 401 and throttling texts (marked *modelled* below) are shaped like the module's
+  ``|ExceptionType|message`` errors, not copied from a capture.
 - The data cmdlets (``Get-Mailbox``…) exist only while connected (the module generates them at
   connect), and fail with 401 once the token has expired: the module never refreshes a token it was
   given. State (connection, mailbox changes) is per runspace, as in PowerShell.
@@ -33,7 +38,7 @@ from psrpcore import types as ps
 
 from tests.standins import exchange_data as xd
 from tests.standins.powershell.commands import CommandContext, CommandTable, Parameter
-from tests.standins.powershell.errors import PSError, StandinUnsupported, command_not_found
+from tests.standins.powershell.errors import PSError, StandinUnsupported, command_not_found, error_record
 
 MODULE = "ExchangeOnlineManagement"
 MODULE_PATH = "/usr/local/share/powershell/Modules/ExchangeOnlineManagement"
@@ -47,9 +52,16 @@ MORE_RESULTS = (
     "There are more results available than are currently displayed. To view them, increase the value for "
     "the ResultSize parameter."
 )
+ROLE_NOT_SUPPORTED = (
+    "The role assigned to application {} isn't supported in this scenario. Please check online documentation for "
+    "assigning correct Directory Roles to Azure AD Application for EXO App-Only Authentication."
+)
+BANNER = (
+    "This V3 EXO PowerShell module contains new REST API backed Exchange Online cmdlets which doesn't require "
+    "WinRM for Client-Server communication."
+)
 # Modelled texts (the module's REST failures, as |ExceptionType|message).
 UNAUTHORIZED = f"|{REST_EXCEPTION}|The remote server returned an error: (401) Unauthorized."
-FORBIDDEN = f"|{REST_EXCEPTION}|The remote server returned an error: (403) Forbidden."
 THROTTLED = (
     f"|{REST_EXCEPTION}|The remote server returned an error: (429) Too Many Requests. "
     "You have reached the maximum number of concurrent requests per tenant. Please wait and retry."
@@ -68,7 +80,7 @@ class ExchangeSwitches:
     module_version: str = "3.7.2"
     old_version: str = "3.0.0"
     mailboxes: int = 12  # how many of exchange_data's mailboxes the tenant has
-    rbac: bool = True
+    rbac: bool | str = True  # the app's Exchange role: True, False (none at all) or "unsupported"
     clock_skew: float = 0.0  # the service treats tokens as expired this many seconds early
     journal: str | None = None
     throttle_after: int | None = None  # cmdlet calls that succeed before throttling starts
@@ -98,6 +110,7 @@ class ExchangeState:
     connection_id: str = ""
     store: xd.MailboxStore | None = None
     calls: int = 0
+    generated: bool = False
 
 
 def _state(ctx: CommandContext) -> ExchangeState:
@@ -114,6 +127,25 @@ def _journal(switches: ExchangeSwitches, event: str, **fields: Any) -> None:
         os.write(fd, line.encode("utf-8"))
     finally:
         os.close(fd)
+
+
+def _rethrown(ctx: CommandContext, message: str, exception_type: str, bases: list[str]) -> PSError:
+    """A connect failure as the real module's catch block rethrows it (``throw $_.Exception``):
+    message and FullyQualifiedErrorId the exception's text, OperationStopped, no activity, and the
+    position of the ``throw`` in the module's psm1 under the caller's line."""
+    record = error_record(
+        message,
+        error_id=message,
+        category=ps.ErrorCategory.OperationStopped,
+        exception_type=exception_type,
+        exception_bases=[*bases, "System.Exception", "System.Object"],
+    )
+    caller = getattr(ctx.invocation_info, "ScriptLineNumber", None)
+    frames = [f"at Connect-ExchangeOnline<Process>, {MODULE_PATH}/3.7.2/netCore/{MODULE}.psm1: line 754"]
+    if caller is not None:
+        frames.append(f"at <ScriptBlock>, <No file>: line {caller}")
+    record.ScriptStackTrace = "\n".join(frames)
+    return PSError(record, script_terminating=True)
 
 
 def _rest_error(ctx: CommandContext, message: str, error_id: str, category: ps.ErrorCategory) -> PSError:
@@ -424,23 +456,24 @@ def connect(
     organization_ok = Organization.casefold() in (organization.casefold(), str(tenant_id).casefold())
     if problem is None and not organization_ok:
         problem = "organization"
-    if problem is None and not switches.rbac:
-        problem = "rbac"
+    if problem is None and switches.rbac == "unsupported":
+        problem = "unsupported role"
     _journal(switches, "connect", ok=problem is None, problem=problem, organization=Organization)
-    if problem == "rbac":
-        raise _rest_error(ctx, FORBIDDEN, "Forbidden", ps.ErrorCategory.PermissionDenied)
+    if problem == "unsupported role":
+        if ShowBanner:
+            ctx.write_information(BANNER)
+        raise _rethrown(ctx, ROLE_NOT_SUPPORTED.format(claims.get("appid")), "System.SystemException", [])
     if problem is not None:
-        raise _rest_error(ctx, UNAUTHORIZED, "UnAuthorized", ps.ErrorCategory.AuthenticationError)
+        raise _rethrown(ctx, "UnAuthorized", "System.UnauthorizedAccessException", ["System.SystemException"])
     state.connected = True
+    state.generated = switches.rbac is True  # no Exchange role: the module generates no cmdlets
     state.expires = float(claims["exp"])
     state.organization = Organization
     state.connection_id = str(uuid.uuid4())
     if state.store is None:
         state.store = xd.MailboxStore(switches.mailboxes, organization)
     if ShowBanner:
-        ctx.write_information(
-            "This V3 EXO PowerShell module contains new REST API backed Exchange Online cmdlets."
-        )
+        ctx.write_information(BANNER)
 
 
 def _check_token(switches: ExchangeSwitches, token: str) -> tuple[str | None, dict[str, Any]]:
@@ -507,7 +540,7 @@ def _data_cmdlet(ctx: CommandContext, name: str) -> tuple[ExchangeSwitches, Exch
     """The checks every generated (tmpEXO) cmdlet makes before it calls the service."""
     switches = ExchangeSwitches.of(ctx)
     state = _state(ctx)
-    if not state.connected:
+    if not state.connected or not state.generated:
         raise command_not_found(name)  # the module generates these cmdlets when it connects
     state.calls += 1
     _journal(switches, "cmdlet", name=name)
