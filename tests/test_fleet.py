@@ -183,3 +183,39 @@ def test_fleet_from_profiles_loads_each_profile_and_reports_one_that_cannot_load
 def test_pool_limits_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="at least 1"):
         SessionPool(lambda *a: None, max_sessions=0)
+
+
+def test_no_tenant_secret_reaches_a_pwsh_child(
+    many_tenants: Callable[..., Tenants],
+    exchange_standin: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenants = many_tenants(2)
+    tenants.serve_pwsh(exchange_standin)
+    environ: dict[str, str] = {}
+    config = tenants.profiles(tmp_path / "config.toml", environ)
+    for name, value in environ.items():  # the profiles' env: references, as a shell would have them
+        monkeypatch.setenv(name, value)
+    with Fleet.from_profiles(config_path=config, transport="local") as fleet:
+        assert fleet.invoke("Get-Mailbox", ResultSize=1).summary.ok
+    processes = exchange_standin.pwsh.processes()
+    assert len(processes) == 2
+    for process in processes:
+        for secret in environ.values():
+            assert secret not in str(process.env) and secret not in " ".join(process.argv)
+
+
+def test_the_secret_variables_of_a_single_session_stay_out_of_its_pwsh_too(
+    exchange_standin: Any, idp_environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in idp_environ.items():
+        monkeypatch.setenv(name, value)
+    from pswrap.exchange import ExchangeOnline
+
+    with ExchangeOnline.from_env() as exo:
+        assert len(exo.invoke("Get-Mailbox", ResultSize=1).output) == 1
+    [process] = exchange_standin.pwsh.processes()
+    assert "PSWRAP_CLIENT_SECRET" not in process.env
+    assert idp_environ["PSWRAP_CLIENT_SECRET"] not in str(process.env)
+    assert process.env.get("PSWRAP_TENANT") == idp_environ["PSWRAP_TENANT"]  # the rest is inherited

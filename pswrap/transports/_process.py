@@ -56,7 +56,12 @@ def _with_version(path: str) -> list[str]:
 
 
 def spawn(argv: Sequence[str]) -> subprocess.Popen[bytes]:
-    """Start ``argv`` with its three standard streams piped, in a process group of its own."""
+    """Start ``argv`` with its three standard streams piped, in a process group of its own, with an
+    environment that holds no secret (pswrap's secret variables and any variable whose value is a
+    secret pswrap has loaded, such as a profile's ``env:`` reference: every tenant's, in a fleet)."""
+    from pswrap.config import child_environment
+
+    env = child_environment()
     try:
         if sys.platform == "win32":  # pragma: no cover - needs Windows
             flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
@@ -67,6 +72,7 @@ def spawn(argv: Sequence[str]) -> subprocess.Popen[bytes]:
                 stderr=subprocess.PIPE,
                 bufsize=0,
                 creationflags=flags,
+                env=env,
             )
         return subprocess.Popen(
             argv,
@@ -75,6 +81,7 @@ def spawn(argv: Sequence[str]) -> subprocess.Popen[bytes]:
             stderr=subprocess.PIPE,
             bufsize=0,
             start_new_session=True,
+            env=env,
         )
     except OSError as exc:
         raise TransportError(f"could not start {argv[0]!r}: {exc}") from exc
