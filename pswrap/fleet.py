@@ -57,6 +57,7 @@ __all__ = [
     "FleetItem",
     "FleetRun",
     "FleetSummary",
+    "SessionPool",
     "TenantReport",
     "TransportRule",
     "choose_transport",
