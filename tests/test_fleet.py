@@ -219,3 +219,34 @@ def test_the_secret_variables_of_a_single_session_stay_out_of_its_pwsh_too(
     assert "PSWRAP_CLIENT_SECRET" not in process.env
     assert idp_environ["PSWRAP_CLIENT_SECRET"] not in str(process.env)
     assert process.env.get("PSWRAP_TENANT") == idp_environ["PSWRAP_TENANT"]  # the rest is inherited
+
+
+def test_settings_sealed_for_an_actor_pickle_without_their_secrets_and_open_only_with_its_key() -> None:
+    import pickle
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from pswrap._fleet_ray import seal, unseal
+    from pswrap.secret import Secret
+
+    canary, password = "Zq8Q~sealed" + "x" * 24, "runner-password-canary"
+    settings = Settings(
+        tenant="contoso.onmicrosoft.com",
+        client_id="0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
+        client_secret=canary,
+        extra={"winrm": {"host": "runner01", "password": Secret(password, "password")}},
+    )
+    actor, other = X25519PrivateKey.generate(), X25519PrivateKey.generate()
+    public = actor.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    sealed = seal("contoso", settings, public)
+    data = pickle.dumps(sealed)
+    assert canary.encode() not in data and password.encode() not in data
+    assert canary not in repr(sealed)
+    opened = unseal(pickle.loads(data), actor)
+    assert opened.client_secret == Secret(canary) and opened.tenant == settings.tenant
+    assert (
+        opened.extra["winrm"]["password"] == Secret(password) and opened.extra["winrm"]["host"] == "runner01"
+    )
+    with pytest.raises(Exception, match="sealed to another actor key"):
+        unseal(sealed, other)
