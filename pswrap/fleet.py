@@ -433,7 +433,7 @@ class Fleet:
     loading, reported as that tenant's failure), or an iterable of settings (named by their profile,
     else organization, else tenant). ``tenants=`` in :meth:`invoke` selects some of them.
     ``session_options`` go to every :class:`pswrap.ExchangeOnline` (``pwsh``, ``command_names``…).
-    ``on_record(tenant, record)`` sees the other streams' records (local backend only);
+    ``on_record(tenant, record)`` sees the other streams' records as they arrive;
     ``on_report(report)`` each tenant's :class:`TenantReport` as it finishes. ``backend="ray"`` with
     ``actors`` runs the tenants in Ray actors (:mod:`pswrap._fleet_ray`).
     """
