@@ -208,7 +208,11 @@ def main() -> None:
         with (
             IdentityProvider(workdir=Path(tmp, "idp"), max_requests=1_000_000) as idp,
             AdminApi(
-                idp, workdir=Path(tmp, "adminapi"), mailboxes=args.mailboxes, max_requests=1_000_000
+                idp,
+                workdir=Path(tmp, "adminapi"),
+                mailboxes=args.mailboxes,
+                max_requests=1_000_000,
+                max_connections=2 * args.tenants + 64,  # warm sessions keep their connections open
             ) as api,
         ):
             tenants = []

@@ -29,7 +29,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pswrap.config import Origin, Settings
 from pswrap.errors import ConfigError, PswrapError
 from pswrap.fleet import CallSpec, FleetItem, FleetRun, SessionPool, TenantReport, TransportRule, run_tenant
+from pswrap.objects import Record
 from pswrap.secret import Secret
 
 if TYPE_CHECKING:
@@ -196,6 +197,8 @@ class TenantActor:
             memory_budget=options.get("memory_budget"),
         )
         self._runs: dict[str, threading.Event] = {}
+        #: Where each tenant's records go during the call now running on it.
+        self._record_sinks: dict[str, Callable[[Record], None]] = {}
 
     def public_key(self) -> tuple[str, bytes]:
         """This incarnation's id and public key (the private half never leaves the actor)."""
@@ -211,13 +214,19 @@ class TenantActor:
         if transport == "rest":
             options.pop("pwsh", None)
             options["on_retry"] = on_retry
-        return ExchangeOnline(self._settings[tenant], transport=transport, **options)
+
+        def on_record(record: Record) -> None:
+            sink = self._record_sinks.get(tenant)
+            if sink is not None:
+                sink(record)
+
+        return ExchangeOnline(self._settings[tenant], transport=transport, on_record=on_record, **options)
 
     def run(
         self, run_id: str, spec: CallSpec, sealed: Mapping[str, SealedSettings], rule: TransportRule
     ) -> Iterator[list[tuple[str, Any]]]:
-        """Run ``spec`` on the tenants; yields batches of ``("item", FleetItem)`` and
-        ``("report", TenantReport)``."""
+        """Run ``spec`` on the tenants; yields batches of ``("item", FleetItem)``,
+        ``("record", (tenant, Record))`` and ``("report", TenantReport)``."""
         stopped = threading.Event()
         self._runs[run_id] = stopped
         results: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=4 * _BATCH)
@@ -240,7 +249,11 @@ class TenantActor:
             return False
 
         def one(tenant: str) -> None:
-            report = run_tenant(self.pool, tenant, settings[tenant], spec, rule, emit, stopped)
+            self._record_sinks[tenant] = lambda record: results.put(("record", (tenant, record)))
+            try:
+                report = run_tenant(self.pool, tenant, settings[tenant], spec, rule, emit, stopped)
+            finally:
+                self._record_sinks.pop(tenant, None)
             results.put(("report", report))
 
         try:
@@ -349,6 +362,9 @@ class RayBackend:
                         if not run.put(payload) and not stop_sent:
                             actor.stop.remote(run_id)  # the tenants end and report; their items are dropped
                             stop_sent = True
+                    elif kind == "record":
+                        if self.fleet.on_record is not None:
+                            self.fleet.on_record(*payload)
                     else:
                         if payload.tenant in retried:
                             payload = dataclasses.replace(payload, retries=payload.retries + 1)

@@ -57,6 +57,7 @@ __all__ = [
     "FleetItem",
     "FleetRun",
     "FleetSummary",
+    "SessionPool",
     "TenantReport",
     "TransportRule",
     "choose_transport",
@@ -432,6 +433,9 @@ class Fleet:
     loading, reported as that tenant's failure), or an iterable of settings (named by their profile,
     else organization, else tenant). ``tenants=`` in :meth:`invoke` selects some of them.
     ``session_options`` go to every :class:`pswrap.ExchangeOnline` (``pwsh``, ``command_names``…).
+    ``on_record(tenant, record)`` sees the other streams' records as they arrive;
+    ``on_report(report)`` each tenant's :class:`TenantReport` as it finishes. ``backend="ray"`` with
+    ``actors`` runs the tenants in Ray actors (:mod:`pswrap._fleet_ray`).
     """
 
     def __init__(

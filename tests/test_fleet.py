@@ -183,3 +183,70 @@ def test_fleet_from_profiles_loads_each_profile_and_reports_one_that_cannot_load
 def test_pool_limits_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="at least 1"):
         SessionPool(lambda *a: None, max_sessions=0)
+
+
+def test_no_tenant_secret_reaches_a_pwsh_child(
+    many_tenants: Callable[..., Tenants],
+    exchange_standin: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenants = many_tenants(2)
+    tenants.serve_pwsh(exchange_standin)
+    environ: dict[str, str] = {}
+    config = tenants.profiles(tmp_path / "config.toml", environ)
+    for name, value in environ.items():  # the profiles' env: references, as a shell would have them
+        monkeypatch.setenv(name, value)
+    with Fleet.from_profiles(config_path=config, transport="local") as fleet:
+        assert fleet.invoke("Get-Mailbox", ResultSize=1).summary.ok
+    processes = exchange_standin.pwsh.processes()
+    assert len(processes) == 2
+    for process in processes:
+        for secret in environ.values():
+            assert secret not in str(process.env) and secret not in " ".join(process.argv)
+
+
+def test_the_secret_variables_of_a_single_session_stay_out_of_its_pwsh_too(
+    exchange_standin: Any, idp_environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in idp_environ.items():
+        monkeypatch.setenv(name, value)
+    from pswrap.exchange import ExchangeOnline
+
+    with ExchangeOnline.from_env() as exo:
+        assert len(exo.invoke("Get-Mailbox", ResultSize=1).output) == 1
+    [process] = exchange_standin.pwsh.processes()
+    assert "PSWRAP_CLIENT_SECRET" not in process.env
+    assert idp_environ["PSWRAP_CLIENT_SECRET"] not in str(process.env)
+    assert process.env.get("PSWRAP_TENANT") == idp_environ["PSWRAP_TENANT"]  # the rest is inherited
+
+
+def test_settings_sealed_for_an_actor_pickle_without_their_secrets_and_open_only_with_its_key() -> None:
+    import pickle
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from pswrap._fleet_ray import seal, unseal
+    from pswrap.secret import Secret
+
+    canary, password = "Zq8Q~sealed" + "x" * 24, "runner-password-canary"
+    settings = Settings(
+        tenant="contoso.onmicrosoft.com",
+        client_id="0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
+        client_secret=canary,
+        extra={"winrm": {"host": "runner01", "password": Secret(password, "password")}},
+    )
+    actor, other = X25519PrivateKey.generate(), X25519PrivateKey.generate()
+    public = actor.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    sealed = seal("contoso", settings, public)
+    data = pickle.dumps(sealed)
+    assert canary.encode() not in data and password.encode() not in data
+    assert canary not in repr(sealed)
+    opened = unseal(pickle.loads(data), actor)
+    assert opened.client_secret == Secret(canary) and opened.tenant == settings.tenant
+    assert (
+        opened.extra["winrm"]["password"] == Secret(password) and opened.extra["winrm"]["host"] == "runner01"
+    )
+    with pytest.raises(Exception, match="sealed to another actor key"):
+        unseal(sealed, other)

@@ -167,3 +167,19 @@ def test_a_broken_profile_is_reported_without_reaching_an_actor(
     with Fleet(given, backend="ray", actors=1) as fleet:
         summary = fleet.invoke("Get-Mailbox").summary
     assert summary.failed == ["t001"] and summary["t000"].objects == 1
+
+
+def test_records_from_actors_reach_on_record_with_their_tenant(
+    ray_session: Path, many_tenants: Callable[..., Tenants], adminapi: Any
+) -> None:
+    tenants = many_tenants(2, mailboxes=1)
+    adminapi.warn("The mailbox database is being moved.")
+    seen: list[tuple[str, str]] = []
+    with Fleet(
+        tenants.settings, backend="ray", actors=2, on_record=lambda t, r: seen.append((t, r.message))
+    ) as fleet:
+        assert fleet.invoke("Get-Mailbox").summary.ok
+    assert sorted(seen) == [
+        ("t000", "The mailbox database is being moved."),
+        ("t001", "The mailbox database is being moved."),
+    ]

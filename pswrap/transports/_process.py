@@ -57,10 +57,9 @@ def _with_version(path: str) -> list[str]:
 
 
 def spawn(argv: Sequence[str]) -> subprocess.Popen[bytes]:
-    """Start ``argv`` with its three standard streams piped, in a process group of its own.
-
-    The child gets this process's environment without pswrap's secrets (see
-    :func:`pswrap.config.child_environment`): a long-lived pwsh runs other people's scripts and modules.
+    """Start ``argv`` with its three standard streams piped, in a process group of its own, with an
+    environment that holds no secret (pswrap's secret variables and any variable whose value is a
+    secret pswrap has loaded, such as a profile's ``env:`` reference: every tenant's, in a fleet).
     """
     env = child_environment()
     try:
