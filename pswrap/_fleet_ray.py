@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import logging
 import os
 import queue
 import threading
@@ -43,14 +42,14 @@ from pswrap.config import Origin, Settings
 from pswrap.errors import ConfigError, PswrapError
 from pswrap.fleet import CallSpec, FleetItem, FleetRun, SessionPool, TenantReport, TransportRule, run_tenant
 from pswrap.objects import Record
-from pswrap.secret import Secret
+from pswrap.secret import Secret, get_logger
 
 if TYPE_CHECKING:
     from pswrap.fleet import Fleet
 
 __all__ = ["RayBackend", "SealedSettings", "seal", "unseal"]
 
-logger = logging.getLogger("pswrap.fleet")
+logger = get_logger("pswrap.fleet")
 
 _BATCH = 256  # objects per streamed batch
 _INFO = b"pswrap fleet settings v1"

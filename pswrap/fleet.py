@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
 import os
 import queue
 import threading
@@ -49,6 +48,7 @@ from typing import Any, NamedTuple
 from pswrap.config import ConfigFile, Settings
 from pswrap.errors import ConfigError, NotSupportedByTransport, PswrapError, TransportError
 from pswrap.objects import Record
+from pswrap.secret import get_logger
 from pswrap.transports.base import Invocation
 from pswrap.verbs import is_read_only
 
@@ -63,7 +63,7 @@ __all__ = [
     "choose_transport",
 ]
 
-logger = logging.getLogger("pswrap.fleet")
+logger = get_logger("pswrap.fleet")
 
 #: A function choosing the transport of one tenant's call: ``(invocation, settings) -> name``.
 TransportRule = Callable[[Invocation, Settings], str]

@@ -55,7 +55,7 @@ def pswrap_modules() -> list[str]:
     ("module", "logger"),
     [
         ("pswrap.session", "pswrap.powershell"),
-        ("pswrap.transports.local", "pswrap.transports.local"),
+        ("pswrap.transports.local", "pswrap.transports._outofproc_session"),
         ("pswrap.config", "pswrap.config"),
     ],
 )

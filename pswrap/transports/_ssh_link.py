@@ -12,7 +12,6 @@ import base64
 import hashlib
 import hmac
 import itertools
-import logging
 import os
 import re
 import socket
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pswrap.errors import ConfigError, SSHAuthenticationError, SSHError, SSHHostKeyError
-from pswrap.secret import Secret
+from pswrap.secret import Secret, get_logger
 
 if TYPE_CHECKING:
     import paramiko
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ChannelPipe", "Endpoint", "KnownHosts", "connect", "fingerprint"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # pwsh exits with 4000 (160 on Linux) when its input ends; a shell's "command not found" is 127.
 _STDIN_CLOSED_CODES = (4000, 160)

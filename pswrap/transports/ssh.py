@@ -14,7 +14,6 @@ invocations (what arrived is kept) and the next call connects again.
 from __future__ import annotations
 
 import getpass
-import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from pswrap.errors import ConfigError, InvocationNotStarted
-from pswrap.secret import Secret
+from pswrap.secret import Secret, get_logger
 from pswrap.transports._outofproc_session import OutOfProcConnection
 from pswrap.transports.base import Execution, Invocation, Transport
 
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SSH_VARIABLES", "SSHTransport", "exchange_transport", "split_ssh_host"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts")
 
