@@ -3,13 +3,14 @@
 :func:`from_psrp` turns what psrpcore deserialized into the values the CLIXML reader gives for the
 same objects, so a value looks the same whichever transport brought it. :func:`to_psrp` prepares a
 parameter or input value for psrpcore's serializer: a Python ``float`` becomes a Double (psrpcore
-would send a Single), a :class:`~pswrap.Secret` is revealed only here, ``dict`` becomes a Hashtable,
+would send a Single), a :class:`~pswrap.Secret` is revealed only here, ``dict`` becomes a Hashtable (an ``OrderedDict`` an ``[ordered]`` OrderedDictionary),
 ``list``/``tuple`` an array, and anything pswrap cannot represent faithfully is refused with the
 parameter's name.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import decimal
 import enum
@@ -48,6 +49,7 @@ _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 _UINT64_MAX = 2**64 - 1
 _DESERIALIZED = "Deserialized."
+_ORDERED_DICTIONARY = ("System.Collections.Specialized.OrderedDictionary", "System.Object")
 
 SecureStringFactory = Callable[[str], Any]
 
@@ -334,7 +336,7 @@ class _To:
         if isinstance(value, float):
             return ps.PSDouble(value)
         if isinstance(value, decimal.Decimal):
-            return ps.PSDecimal(value)
+            return _decimal(value, where)
         if isinstance(value, Uri):
             return ps.PSUri(str(value))
         if isinstance(value, XmlDocument):
@@ -345,14 +347,19 @@ class _To:
             return str(value)
         if isinstance(value, (bytes, bytearray, memoryview)):
             return ps.PSByteArray(bytes(value))
-        if isinstance(value, PSTimeSpan):
-            return ps.PSDuration(nanoseconds=value.ticks * 100)
         if isinstance(value, _dt.timedelta):
-            return ps.PSDuration(value)
+            ticks = (
+                value.ticks if isinstance(value, PSTimeSpan) else value // _dt.timedelta(microseconds=1) * 10
+            )
+            if not _INT64[0] <= ticks <= _INT64[1]:
+                raise ValueError(
+                    f"{where} = {value!r} is beyond what System.TimeSpan can hold (±10,675,199 days)"
+                )
+            return ps.PSDuration(nanoseconds=ticks * 100)
         if isinstance(value, _dt.datetime):
-            return ps.PSDateTime(value, nanosecond=int(getattr(value, "nanosecond", 0) or 0))
+            return _WireDateTime(value, nanosecond=int(getattr(value, "nanosecond", 0) or 0))
         if isinstance(value, _dt.date):
-            return ps.PSDateTime(_dt.datetime(value.year, value.month, value.day))
+            return _WireDateTime(_dt.datetime(value.year, value.month, value.day))
         if isinstance(value, uuid.UUID):
             return ps.PSGuid(value)
         if isinstance(value, Version):
@@ -380,6 +387,8 @@ class _To:
             return que
         if isinstance(value, Mapping):
             table = ps.PSDict()
+            if isinstance(value, collections.OrderedDict):  # kept in order as PowerShell's [ordered]
+                table.PSObject.type_names = list(_ORDERED_DICTIONARY)
             for k, v in value.items():
                 table[self.convert(k, f"{where} key {k!r}")] = self.convert(v, f"{where}[{k!r}]")
             return table
@@ -416,6 +425,47 @@ def _integer(value: int, where: str) -> Any:
     if 0 <= value <= _UINT64_MAX:
         return ps.PSUInt64(value)
     raise ValueError(f"{where} = {value} does not fit a 64-bit integer; pass a Decimal instead")
+
+
+class _WireDateTime(ps.PSDateTime):
+    """A DateTime whose year is written with four digits: psrpcore's ``%Y`` gives ``1-01-01`` for year 1,
+    which pwsh cannot read ("Remote transport error"; the invocation then hangs)."""
+
+    def strftime(self, fmt: str) -> str:
+        return super().strftime(fmt.replace("%Y", f"{self.year:04d}"))
+
+
+class _PlainDecimal(decimal.Decimal):
+    """A Decimal written without an exponent: .NET reads ``0.0000001`` but not ``1E-7``."""
+
+    def __str__(self) -> str:
+        return format(self, "f")
+
+
+_DECIMAL_MANTISSA = 2**96  # System.Decimal: a 96-bit integer scaled by 10**-0..28
+
+
+def _decimal(value: decimal.Decimal, where: str) -> decimal.Decimal:
+    """The Decimal as System.Decimal holds it (trailing zeros kept), or an error naming ``where``.
+
+    pwsh fails to read a decimal it cannot hold ("Remote transport error") and the invocation hangs,
+    so such a value is refused here.
+    """
+    if not value.is_finite():
+        raise ValueError(f"{where} = {value} is not a number System.Decimal can hold")
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    mantissa = int("".join(map(str, digits)) or "0")
+    if exponent > 0:
+        mantissa, exponent = mantissa * 10**exponent, 0
+    while exponent < -28 and mantissa % 10 == 0 and mantissa:
+        mantissa, exponent = mantissa // 10, exponent + 1
+    if mantissa >= _DECIMAL_MANTISSA or exponent < -28:
+        raise ValueError(
+            f"{where} = {value} does not fit System.Decimal (at most 28 decimal places and "
+            f"{_DECIMAL_MANTISSA - 1} in all); pass a float or a str instead"
+        )
+    return _PlainDecimal((sign, tuple(int(d) for d in str(mantissa)), max(exponent, -28)))
 
 
 def _promote(value: Any) -> Any:

@@ -11,10 +11,12 @@ and what arrived before stays with the caller.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Protocol
 
@@ -90,6 +92,10 @@ class OutOfProcConnection:
         self._closed = False
         self._pool_closed = threading.Event()
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        # Channels (pool or pipeline) with a Data packet pwsh has not acknowledged, and what waits behind it.
+        self._window_lock = threading.Lock()
+        self._unacked: set[uuid.UUID] = set()
+        self._held: dict[uuid.UUID, collections.deque[bytes]] = {}
         self.pipe = pipe
         tag = pipe.tag
         self._threads = [
@@ -201,6 +207,36 @@ class OutOfProcConnection:
     def _send(self, packet: Packet) -> None:
         self._outbox.put(packet.to_bytes())
 
+    def _send_data(self, packet: Packet) -> None:
+        """Send a Data packet once pwsh has acknowledged the previous one on the same channel.
+
+        pwsh hands every line it reads to a thread-pool thread, so two Data packets in flight on one
+        channel can be reassembled out of order: a parameter of more than one fragment then failed
+        with "Remote transport error" and the invocation hung. PowerShell's own client sends one at a
+        time too.
+        """
+        with self._window_lock:
+            if packet.guid in self._unacked:
+                self._held.setdefault(packet.guid, collections.deque()).append(packet.to_bytes())
+                return
+            self._unacked.add(packet.guid)
+            self._outbox.put(packet.to_bytes())
+
+    def _data_acked(self, guid: uuid.UUID) -> None:
+        with self._window_lock:
+            held = self._held.get(guid)
+            if held:
+                self._outbox.put(held.popleft())
+                if not held:
+                    del self._held[guid]
+            else:
+                self._unacked.discard(guid)
+
+    def _channel_closed(self, guid: uuid.UUID) -> None:
+        with self._window_lock:
+            self._unacked.discard(guid)
+            self._held.pop(guid, None)
+
     def _flush(self) -> None:
         with self.client.lock:
             for payload in self.client.outgoing():
@@ -209,7 +245,7 @@ class OutOfProcConnection:
                     if payload.stream_type == psrpcore.StreamType.prompt_response
                     else "Default"
                 )
-                self._send(Packet.for_data(payload.data, payload.pipeline_id, stream=stream))
+                self._send_data(Packet.for_data(payload.data, payload.pipeline_id, stream=stream))
 
     def _read_stdout(self) -> None:
         reader = PacketReader()
@@ -262,13 +298,16 @@ class OutOfProcConnection:
                 raise ProtocolError(f"pwsh acknowledged a pipeline pswrap never created ({packet.guid})")
             pipeline.command_acked.set()
         elif kind == "CloseAck":
+            self._channel_closed(packet.guid)
             if packet.guid == EMPTY_GUID:
                 self._pool_closed.set()
             else:
                 pipeline = self.client.pipelines.get(packet.guid)
                 if pipeline is not None:
                     self.client.forget(pipeline)
-        elif kind in ("DataAck", "SignalAck"):
+        elif kind == "DataAck":
+            self._data_acked(packet.guid)
+        elif kind == "SignalAck":
             pass
         else:
             raise ProtocolError(f"pwsh sent {kind}, a packet only clients send", data=packet.to_bytes())
