@@ -350,9 +350,10 @@ class Shell:
                 raise self.failure(exc, operation) from None
             try:
                 received = wsman.parse_receive(answer)
-                with client.lock:
-                    for data in received.data:
-                        client.receive(psrpcore.PSRPPayload(data, psrpcore.StreamType.default, None))
+                # One payload for the whole answer (fragments delimit themselves): output read at once.
+                client.receive(
+                    psrpcore.PSRPPayload(b"".join(received.data), psrpcore.StreamType.default, None)
+                )
             except (ValueError, ProtocolError) as exc:
                 raise WinRMError(
                     f"{transport.host} sent something that is not PowerShell remoting data: {exc}",
@@ -512,11 +513,12 @@ class Shell:
                     return
                 try:
                     received = wsman.parse_receive(answer)
-                    with client.lock:
-                        for data in received.data:
-                            client.receive(
-                                psrpcore.PSRPPayload(data, psrpcore.StreamType.default, pipeline.id)
-                            )
+                    # One payload for the whole answer (fragments delimit themselves): output read at once.
+                    client.receive(
+                        psrpcore.PSRPPayload(
+                            b"".join(received.data), psrpcore.StreamType.default, pipeline.id
+                        )
+                    )
                 except (ValueError, ProtocolError) as exc:
                     self.abandon(
                         f"{self.transport.host} sent something that is not PowerShell remoting data ({exc})"
