@@ -38,6 +38,7 @@ from pswrap import (
 from pswrap.transports import wsman
 from tests.fixtures.pwsh import PwshStandin
 from tests.fixtures.wsman import WSManHost
+from tests.standins.wsman.server import WSManStandin
 
 CANARY = "canary-winrm_x41-SeCrEt-" + uuid.uuid4().hex[:10]
 
@@ -438,9 +439,28 @@ def test_the_leak_check_sees_a_token_sent_without_encryption(wsman_standin: WSMa
 
 def test_an_encrypting_host_refuses_unencrypted_messages(wsman_standin: WSManHost) -> None:
     transport = transport_for(wsman_standin, encryption="never", allow_unencrypted=True)
-    with pytest.raises(WinRMAuthenticationError, match="rejected the credentials"):
+    with pytest.raises(WinRMAuthenticationError, match=r"over plain HTTP .*AllowUnencrypted") as caught:
         Session(transport).open()
+    assert "rejected the credentials" not in str(caught.value)
     assert wsman_standin.counts["refused_unencrypted"] >= 1 and wsman_standin.counts["Create"] == 0
+
+
+def test_basic_over_http_to_a_host_refusing_unencrypted_traffic_says_so(wsman_host: WSManHost) -> None:
+    """Windows answers 401 to Basic over HTTP unless AllowUnencrypted: the cause is the plain HTTP,
+    not the password, and the error says so and what to use instead."""
+    standin = WSManStandin(wsman_host.standin.users_file, basic=True).start()
+    try:
+        transport = WinRMTransport(
+            **{**wsman_host.transport_options(auth="basic", allow_unencrypted=True), "port": standin.port}
+        )
+        with pytest.raises(WinRMAuthenticationError) as caught:
+            transport.open()
+    finally:
+        standin.stop()
+    message = str(caught.value)
+    assert "refused to open a PowerShell session (Microsoft.PowerShell) over plain HTTP (HTTP 401)" in message
+    assert "AllowUnencrypted" in message and "scheme='https'" in message
+    assert "rejected the credentials" not in message and standin.counts["refused_unencrypted"] >= 1
 
 
 # --- set-up and configuration ----------------------------------------------------------------
@@ -478,11 +498,31 @@ def test_https_checks_the_certificate_against_the_ca_bundle(wsman_https: WSManHo
 
 
 def test_https_refuses_a_certificate_it_cannot_check(wsman_https: WSManHost) -> None:
-    with pytest.raises(
-        WinRMError, match=r"the TLS connection to https://127\.0\.0\.1:\d+/wsman failed .*ca_bundle"
-    ):
+    with pytest.raises(WinRMError) as caught:
         Session(transport_for(wsman_https)).open()
+    message = str(caught.value)
+    assert re.fullmatch(
+        r"the certificate of https://127\.0\.0\.1:\d+/wsman could not be checked \(certificate verify "
+        r"failed: [^)]+\): give the certificate of the CA that issued it with ca_bundle \(verify=False "
+        r"turns checking off\)",
+        message,
+    ), message
+    assert "Max retries" not in message and "Caused by" not in message
     assert wsman_https.counts["Create"] == 0
+
+
+def test_https_to_the_http_listener_says_so(wsman_standin: WSManHost) -> None:
+    """TLS sent to WinRM's HTTP port fails with OpenSSL's wrong-version error: the fix is the scheme
+    or the port, not a CA bundle."""
+    with pytest.raises(WinRMError) as caught:
+        Session(transport_for(wsman_standin, scheme="https", auth="basic", verify=False)).open()
+    message = str(caught.value)
+    assert re.fullmatch(
+        rf"https://127\.0\.0\.1:{wsman_standin.port}/wsman does not answer in TLS \([^)]+\): port "
+        rf"{wsman_standin.port} is likely WinRM's HTTP listener, so use scheme='http' .*",
+        message,
+    ), message
+    assert "ca_bundle" not in message and "Max retries" not in message and "Caused by" not in message
 
 
 def test_https_without_checking_when_told_so(wsman_https: WSManHost) -> None:
