@@ -338,8 +338,11 @@ class WSManStandin:
         if request.action == Action.RECEIVE:
             response = shells.receive(request, user)
             if response is None:
-                raise Fault(Code.OPERATION_TIMED_OUT, "The WS-Management service cannot complete the operation "
-                            "within the time specified in OperationTimeout.")  # fmt: skip
+                raise Fault(
+                    Code.OPERATION_TIMED_OUT,
+                    "The WS-Management service cannot complete the operation "
+                    "within the time specified in OperationTimeout.  ",
+                )  # fmt: skip (two spaces, sic)
             return answer(request, response)
         if request.action == Action.SIGNAL:
             return answer(request, shells.signal(request, user))
