@@ -157,6 +157,13 @@ class PSRPClient:
         return self._pool.state == ps.RunspacePoolState.Opened
 
     @property
+    def application_private_data(self) -> dict[str, Any]:
+        """What the server said about itself when the pool opened (``PSVersionTable``…), as pswrap values."""
+        with self.lock:
+            data = from_psrp(self._pool.application_private_data or {})
+        return dict(data) if isinstance(data, dict) else {}
+
+    @property
     def server_protocol(self) -> tuple[int, ...] | None:
         """The PSRP protocol version the server announced (``(2, 3)``), once it has."""
         capability = self._pool.their_capability
