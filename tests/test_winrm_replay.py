@@ -52,9 +52,9 @@ HARMLESS: dict[str, str] = {
     "built the same work from several commands (the test asserts what pswrap gets for its own)",
     "Send: body": "pswrap sends answers to host calls on 'pr' with the CommandId, as PowerShell's client does "
     "(WSManSendShellInputEx with the command's handle); pypsrp sends them to the shell",
-    "answered before recorded": "the recorded client sent pipeline input (or a host answer) in a Send of "
+    "Send: carried in the Command's argument": "the recorded client sent the pipeline input in a Send of "
     "its own; pswrap puts what fits in the Command's one argument, which PowerShell's plugin feeds to the "
-    "same ProcessRawData (WSManPluginShellSession: arguments.args[0])",
+    "same ProcessRawData as a Send (WSManPluginShellSession: arguments.args[0])",
     "Create: options": "the recorded client asked for WINRS_NOPROFILE, which pswrap has no option for",
     "Create: body": "the recorded client asked for a shell IdleTimeOut; pswrap takes the host's default",
 }
@@ -232,12 +232,11 @@ SCENARIOS: dict[str, Scenario] = {
     "test_psrp_no_profile.yml": Scenario(no_profile),
     "test_psrp_pshost_methods.yml": Scenario(pshost_methods),
     "test_psrp_pshost_raw_ui_mocked_methods.yml": Scenario(raw_ui),
-    # The input travels in the Command's argument with CREATE_PIPELINE, not in a Send (see HARMLESS).
     "test_psrp_run_protocol_version_2.2.yml": Scenario(
-        protocol_run("test_psrp_run_protocol_version_2.2.yml"), unanswered=("Send",)
+        protocol_run("test_psrp_run_protocol_version_2.2.yml")
     ),
     "test_psrp_run_protocol_version_2.3.yml": Scenario(
-        protocol_run("test_psrp_run_protocol_version_2.3.yml"), unanswered=("Send",)
+        protocol_run("test_psrp_run_protocol_version_2.3.yml")
     ),
     "test_psrp_stream_no_output_invocation.yml": Scenario(stream_records),
     "test_psrp_with_history.yml": Scenario(history(1)),
