@@ -506,9 +506,18 @@ class Shell:
                     if pipeline.finished or self._broken is not None or self._closing:
                         return
                     error = self.failure(exc, operation)
-                    if error.code == wsman.SHELL_NOT_FOUND:
+                    if error.code == wsman.SHELL_NOT_FOUND and not self.alive():
                         self.abandon(str(error))
                         return
+                    if error.code == wsman.SHELL_NOT_FOUND:  # the same code for a command the host closed
+                        error = WinRMError(
+                            f"{self.transport.host} closed the command of {description} (the session lives "
+                            f"on): {error.reason}",
+                            code=error.code,
+                            reason=error.reason,
+                            url=self.transport.url,
+                            operation=operation,
+                        )
                     pipeline.fail(error)
                     return
                 try:

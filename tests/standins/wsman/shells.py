@@ -403,6 +403,13 @@ class Shells:
         self.signals.append(code)
         return ET.Element(f"{{{RSP}}}SignalResponse")
 
+    def close_command(self, request: Request, user: str) -> None:
+        """Close the command a Receive names, as a Terminate from elsewhere would (a fault switch)."""
+        desired = request.body.find(f"{{{RSP}}}DesiredStream") if request.body is not None else None
+        command_id = desired.get("CommandId") if desired is not None else None
+        if command_id:
+            self._get(request, user).terminate(uuid.UUID(command_id))
+
     def delete(self, request: Request, user: str) -> None:
         shell = self._get(request, user)
         shell.delete()
