@@ -231,7 +231,9 @@ def test_a_command_the_host_closed_fails_alone_and_the_session_lives_on(
     probes the shell, and only the call fails while the session (and its state) lives on."""
     session.script("$kept = 'still here'").wait()
     wsman_standin.set_faults(close_command=True)
-    with pytest.raises(WinRMError, match=r"closed the command of script .* \(the session lives on\)") as caught:
+    with pytest.raises(
+        WinRMError, match=r"closed the command of script .* \(the session lives on\)"
+    ) as caught:
         session.script("'started'; Start-Sleep -Seconds 60").wait()
     assert caught.value.code == wsman.SHELL_NOT_FOUND
     assert session.script("$kept").output == ["still here"]
