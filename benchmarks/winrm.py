@@ -4,7 +4,8 @@ PSRP client (RunspacePool/PowerShell), both talking to the WSMan stand-in (HTTP,
     python benchmarks/winrm.py                       # 40 calls of 1, 200 and 2000 objects
     python benchmarks/winrm.py --calls 10 --objects 5000
 
-Same host, same calls, measured in the same run. pypsrp's figures are for its own objects; pswrap's
+Same host (in a process of its own, as a real host is), same calls, interleaved one for one so that
+both clients see the same machine load, measured in the same run. pypsrp's figures are for its own objects; pswrap's
 include the conversion to pswrap's object model (what a user gets). Figures vary with the machine:
 compare the columns, not the absolute numbers.
 """
@@ -12,6 +13,7 @@ compare the columns, not the absolute numbers.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import secrets
 import statistics
 import sys
@@ -19,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -32,17 +35,13 @@ from tests.standins.wsman.server import WSManStandin  # noqa: E402
 SCRIPT = "param($n) 1..$n | Write-Output"
 
 
-def timed(run: Callable[[], object], calls: int) -> tuple[float, list[float]]:
-    started = time.perf_counter()
-    first = run()
-    opened = time.perf_counter() - started
-    del first
-    samples = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        run()
-        samples.append(time.perf_counter() - start)
-    return opened, samples
+def serve(users: str, ports: Any, stop: Any) -> None:
+    """The WinRM host, in a process of its own as a real host is: its work does not share the
+    client's interpreter (and lock)."""
+    host = WSManStandin(Path(users)).start()
+    ports.put(host.port)
+    stop.wait()
+    host.stop()
 
 
 def main() -> None:
@@ -53,50 +52,63 @@ def main() -> None:
     parser.add_argument("--objects", type=int, nargs="*", default=[1, 200, 2000])
     args = parser.parse_args()
     password = secrets.token_hex(8)
+    context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as directory:
         users = Path(directory) / "users"
         users.write_text(f":bench:{password}\n", encoding="utf-8")
-        host = WSManStandin(users).start()
+        ports, stop = context.Queue(), context.Event()
+        server = context.Process(target=serve, args=(str(users), ports, stop), daemon=True)
+        server.start()
         try:
+            port = ports.get(timeout=60)
             print(
                 f"{'objects':>8} {'client':<22} {'first call s':>12} {'median ms':>10} {'p90 ms':>8} {'objects/s':>10}"
             )
             for objects in args.objects:
-                transport = WinRMTransport(
-                    "127.0.0.1",
-                    port=host.port,
-                    scheme="http",
-                    auth="ntlm",
-                    username="bench",
-                    password=Secret(password),
-                )
-                with Session(transport) as session:
-                    row(
-                        "pswrap (psrpcore+WSMan)",
-                        objects,
-                        args.calls,
-                        lambda n=objects: session.script(SCRIPT, n=n).output,
-                    )
-                wsman = WSMan(
-                    "127.0.0.1", port=host.port, ssl=False, auth="ntlm", username="bench", password=password,
-                    encryption="always",
-                )  # fmt: skip
-                with wsman, RunspacePool(wsman) as pool:
-
-                    def pypsrp_call(pool: RunspacePool = pool, n: int = objects) -> object:
-                        powershell = PowerShell(pool)
-                        powershell.add_script(SCRIPT).add_parameter("n", n)
-                        output = powershell.invoke()
-                        powershell.close()
-                        return output
-
-                    row("pypsrp RunspacePool", objects, args.calls, pypsrp_call)
+                compare(port, password, objects, args.calls)
         finally:
-            host.stop()
+            stop.set()
+            server.join(timeout=30)
 
 
-def row(name: str, objects: int, calls: int, run: Callable[[], object]) -> None:
-    opened, samples = timed(run, calls)
+def compare(port: int, password: str, objects: int, calls: int) -> None:
+    """Both clients on the same host, their calls interleaved so that both see the same load."""
+    transport = WinRMTransport(
+        "127.0.0.1", port=port, scheme="http", auth="ntlm", username="bench", password=Secret(password)
+    )
+    wsman = WSMan(
+        "127.0.0.1", port=port, ssl=False, auth="ntlm", username="bench", password=password,
+        encryption="always",
+    )  # fmt: skip
+    with Session(transport) as session, wsman, RunspacePool(wsman) as pool:
+
+        def pswrap_call() -> object:
+            return session.script(SCRIPT, n=objects).output
+
+        def pypsrp_call() -> object:
+            powershell = PowerShell(pool)
+            powershell.add_script(SCRIPT).add_parameter("n", objects)
+            output = powershell.invoke()
+            powershell.close()
+            return output
+
+        runs = {"pswrap (psrpcore+WSMan)": pswrap_call, "pypsrp RunspacePool": pypsrp_call}
+        first = {name: timed(run) for name, run in runs.items()}
+        samples: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(calls):
+            for name, run in runs.items():
+                samples[name].append(timed(run))
+    for name in runs:
+        row(name, objects, first[name], samples[name])
+
+
+def timed(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def row(name: str, objects: int, opened: float, samples: list[float]) -> None:
     median = statistics.median(samples)
     p90 = sorted(samples)[int(len(samples) * 0.9) - 1] if len(samples) >= 10 else max(samples)
     print(

@@ -109,4 +109,8 @@ def test_pswrap_run_over_winrm(
     assert remote_exchange.users["alice"] not in result.output + result.stderr
 
     wrong = CliRunner().invoke(main, ["run", "Get-Mailbox", "--host", "127.0.0.1", "--transport", "local"])
-    assert wrong.exit_code == 2 and "--host names a remote runner (WinRM, or ssh://…); it does not apply to --transport local" in wrong.stderr
+    assert (
+        wrong.exit_code == 2
+        and "--host names a remote runner (WinRM, or ssh://…); it does not apply to --transport local"
+        in wrong.stderr
+    )

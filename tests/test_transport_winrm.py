@@ -38,6 +38,7 @@ from pswrap import (
 from pswrap.transports import wsman
 from tests.fixtures.pwsh import PwshStandin
 from tests.fixtures.wsman import WSManHost
+from tests.standins.wsman.server import WSManStandin
 
 CANARY = "canary-winrm_x41-SeCrEt-" + uuid.uuid4().hex[:10]
 
@@ -223,6 +224,22 @@ def test_stop_sends_the_stop_signal(session: Session, wsman_standin: WSManHost) 
     assert session.transport.shells_opened == 1  # type: ignore[attr-defined]
 
 
+def test_a_command_the_host_closed_fails_alone_and_the_session_lives_on(
+    session: Session, wsman_standin: WSManHost
+) -> None:
+    """Windows answers a Receive for a closed command with the code of a lost shell (2150858843): pswrap
+    probes the shell, and only the call fails while the session (and its state) lives on."""
+    session.script("$kept = 'still here'").wait()
+    wsman_standin.set_faults(close_command=True)
+    with pytest.raises(
+        WinRMError, match=r"closed the command of script .* \(the session lives on\)"
+    ) as caught:
+        session.script("'started'; Start-Sleep -Seconds 60").wait()
+    assert caught.value.code == wsman.SHELL_NOT_FOUND
+    assert session.script("$kept").output == ["still here"]
+    assert session.transport.shells_opened == 1  # type: ignore[attr-defined]
+
+
 def test_a_timeout_stops_the_invocation_and_the_session_goes_on(session: Session) -> None:
     with pytest.raises(InvocationTimeout, match="within its timeout of 1 s and was stopped") as caught:
         session.script("'started'; Start-Sleep -Seconds 60", timeout=1).wait()
@@ -308,8 +325,8 @@ def test_a_shell_that_died_while_idle_is_replaced_transparently(
         assert session.script("$kept").output == [None]  # a fresh shell: the old state is gone
         assert transport.shells_opened == 2 and len(opened) == 2  # on_open ran again (re-connect)
     probes = [r for r in wsman_standin.requests if r.action == "Get" and "ShellId" in r.selectors]
-    if idle_check is None:
-        assert probes == []
+    if idle_check is None:  # no probe before calls; one after the fault, which also means "no such command"
+        assert len(probes) <= 1
     else:
         assert len(probes) >= 1
 
@@ -438,9 +455,28 @@ def test_the_leak_check_sees_a_token_sent_without_encryption(wsman_standin: WSMa
 
 def test_an_encrypting_host_refuses_unencrypted_messages(wsman_standin: WSManHost) -> None:
     transport = transport_for(wsman_standin, encryption="never", allow_unencrypted=True)
-    with pytest.raises(WinRMAuthenticationError, match="rejected the credentials"):
+    with pytest.raises(WinRMAuthenticationError, match=r"over plain HTTP .*AllowUnencrypted") as caught:
         Session(transport).open()
+    assert "rejected the credentials" not in str(caught.value)
     assert wsman_standin.counts["refused_unencrypted"] >= 1 and wsman_standin.counts["Create"] == 0
+
+
+def test_basic_over_http_to_a_host_refusing_unencrypted_traffic_says_so(wsman_host: WSManHost) -> None:
+    """Windows answers 401 to Basic over HTTP unless AllowUnencrypted: the cause is the plain HTTP,
+    not the password, and the error says so and what to use instead."""
+    standin = WSManStandin(wsman_host.standin.users_file, basic=True).start()
+    try:
+        transport = WinRMTransport(
+            **{**wsman_host.transport_options(auth="basic", allow_unencrypted=True), "port": standin.port}
+        )
+        with pytest.raises(WinRMAuthenticationError) as caught:
+            transport.open()
+    finally:
+        standin.stop()
+    message = str(caught.value)
+    assert "refused to open a PowerShell session (Microsoft.PowerShell) over plain HTTP (HTTP 401)" in message
+    assert "AllowUnencrypted" in message and "scheme='https'" in message
+    assert "rejected the credentials" not in message and standin.counts["refused_unencrypted"] >= 1
 
 
 # --- set-up and configuration ----------------------------------------------------------------
@@ -478,11 +514,31 @@ def test_https_checks_the_certificate_against_the_ca_bundle(wsman_https: WSManHo
 
 
 def test_https_refuses_a_certificate_it_cannot_check(wsman_https: WSManHost) -> None:
-    with pytest.raises(
-        WinRMError, match=r"the TLS connection to https://127\.0\.0\.1:\d+/wsman failed .*ca_bundle"
-    ):
+    with pytest.raises(WinRMError) as caught:
         Session(transport_for(wsman_https)).open()
+    message = str(caught.value)
+    assert re.fullmatch(
+        r"the certificate of https://127\.0\.0\.1:\d+/wsman could not be checked \(certificate verify "
+        r"failed: [^)]+\): give the certificate of the CA that issued it with ca_bundle \(verify=False "
+        r"turns checking off\)",
+        message,
+    ), message
+    assert "Max retries" not in message and "Caused by" not in message
     assert wsman_https.counts["Create"] == 0
+
+
+def test_https_to_the_http_listener_says_so(wsman_standin: WSManHost) -> None:
+    """TLS sent to WinRM's HTTP port fails with OpenSSL's wrong-version error: the fix is the scheme
+    or the port, not a CA bundle."""
+    with pytest.raises(WinRMError) as caught:
+        Session(transport_for(wsman_standin, scheme="https", auth="basic", verify=False)).open()
+    message = str(caught.value)
+    assert re.fullmatch(
+        rf"https://127\.0\.0\.1:{wsman_standin.port}/wsman does not answer in TLS \([^)]+\): port "
+        rf"{wsman_standin.port} is likely WinRM's HTTP listener, so use scheme='http' .*",
+        message,
+    ), message
+    assert "ca_bundle" not in message and "Max retries" not in message and "Caused by" not in message
 
 
 def test_https_without_checking_when_told_so(wsman_https: WSManHost) -> None:

@@ -22,7 +22,7 @@ from xml.etree import ElementTree as ET
 import psrpcore.types as ps
 import pytest
 
-from pswrap import ErrorRecord, PowerShellError, PSObject, Session, WinRMTransport
+from pswrap import ErrorRecord, PowerShellError, PSObject, Session, Version, WinRMTransport
 from pswrap.clixml import ClixmlReader
 from pswrap.errors import InvocationNotStarted
 from pswrap.transports._convert import from_psrp
@@ -52,9 +52,9 @@ HARMLESS: dict[str, str] = {
     "built the same work from several commands (the test asserts what pswrap gets for its own)",
     "Send: body": "pswrap sends answers to host calls on 'pr' with the CommandId, as PowerShell's client does "
     "(WSManSendShellInputEx with the command's handle); pypsrp sends them to the shell",
-    "answered before recorded": "the recorded client sent pipeline input (or a host answer) in a Send of "
+    "Send: carried in the Command's argument": "the recorded client sent the pipeline input in a Send of "
     "its own; pswrap puts what fits in the Command's one argument, which PowerShell's plugin feeds to the "
-    "same ProcessRawData (WSManPluginShellSession: arguments.args[0])",
+    "same ProcessRawData as a Send (WSManPluginShellSession: arguments.args[0])",
     "Create: options": "the recorded client asked for WINRS_NOPROFILE, which pswrap has no option for",
     "Create: body": "the recorded client asked for a shell IdleTimeOut; pswrap takes the host's default",
 }
@@ -69,6 +69,8 @@ class Scenario:
     """What pswrap does with a recording, and what the user must get."""
 
     run: Callable[[Session, Any], None]
+    #: Keyword arguments of the Session (``progress=True``…).
+    session: dict[str, Any] | None = None
     #: Recorded requests pswrap's scenario never makes, by operation (the recorded client's extras).
     unanswered: tuple[str, ...] = ()
     options: dict[str, Any] | None = None
@@ -88,6 +90,14 @@ def _script(recording: str, index: int = 0) -> str:
 
 def open_only(session: Session, host: Any) -> None:
     assert session.transport.healthy
+    versions = session.transport.application_private_data["PSVersionTable"]  # type: ignore[attr-defined]
+    assert versions["PSVersion"] == Version(5, 1, 14393, 2248) and versions["PSEdition"] == "Desktop"
+    assert versions["BuildVersion"] == Version(10, 0, 14393, 2248)
+    assert versions["CLRVersion"] == Version(4, 0, 30319, 42000)
+    assert versions["PSRemotingProtocolVersion"] == Version(2, 3) and versions[
+        "WSManStackVersion"
+    ] == Version(3, 0)
+    assert versions["PSCompatibleVersions"][-1] == Version(5, 1, 14393, 2248)
 
 
 def clear_commands(session: Session, host: Any) -> None:
@@ -106,6 +116,13 @@ def merge_commands(session: Session, host: Any) -> None:
         "System.Management.Automation.ErrorRecord",
     ]
     assert "output stream" in result.output
+    # Windows PowerShell 5.1 reports loading its modules as progress, before anything else.
+    (loading,) = result.progress
+    assert (loading.activity, loading.activity_id, loading.completed) == (
+        "Preparing modules for first use.",
+        0,
+        True,
+    )
 
 
 def no_profile(session: Session, host: Any) -> None:
@@ -134,6 +151,9 @@ def raw_ui(session: Session, host: Any) -> None:
 
 def protocol_run(recording: str) -> Callable[[Session, Any], None]:
     def run(session: Session, host: Any) -> None:
+        versions = session.transport.application_private_data["PSVersionTable"]  # type: ignore[attr-defined]
+        protocol = Version(2, 2) if recording.endswith("2.2.yml") else Version(2, 3)
+        assert versions["PSRemotingProtocolVersion"] == protocol  # and pswrap spoke it: the call works
         result = session.script(_script(recording), input=["message 1", 2, ["3", 3]])
         # The recorded pipeline merged errors into the output; Windows echoes the input after it.
         error, *echoed = result.output
@@ -185,6 +205,8 @@ def execute_ps_failure(session: Session, host: Any) -> None:
     assert record.exception_type == "System.Management.Automation.CommandNotFoundException"
     assert record.message.startswith("The term 'Get-ServiceTypo' is not recognized")
     assert record.category == "ObjectNotFound" and record.target == "Get-ServiceTypo"
+    # Where it happened: the cmdlet (the recorded pipeline did not ask for the script position).
+    assert record.activity == "Invoke-Expression" and record.reason == "CommandNotFoundException"
 
 
 def alive_probe(*answers: bool) -> Callable[[Session, Any], None]:
@@ -206,16 +228,15 @@ def alive_probe(*answers: bool) -> Callable[[Session, Any], None]:
 SCENARIOS: dict[str, Scenario] = {
     "test_psrp_open_runspace.yml": Scenario(open_only),
     "test_psrp_clear_commands.yml": Scenario(clear_commands),
-    "test_psrp_merge_commands.yml": Scenario(merge_commands),
+    "test_psrp_merge_commands.yml": Scenario(merge_commands, session={"progress": True}),
     "test_psrp_no_profile.yml": Scenario(no_profile),
     "test_psrp_pshost_methods.yml": Scenario(pshost_methods),
     "test_psrp_pshost_raw_ui_mocked_methods.yml": Scenario(raw_ui),
-    # The input travels in the Command's argument with CREATE_PIPELINE, not in a Send (see HARMLESS).
     "test_psrp_run_protocol_version_2.2.yml": Scenario(
-        protocol_run("test_psrp_run_protocol_version_2.2.yml"), unanswered=("Send",)
+        protocol_run("test_psrp_run_protocol_version_2.2.yml")
     ),
     "test_psrp_run_protocol_version_2.3.yml": Scenario(
-        protocol_run("test_psrp_run_protocol_version_2.3.yml"), unanswered=("Send",)
+        protocol_run("test_psrp_run_protocol_version_2.3.yml")
     ),
     "test_psrp_stream_no_output_invocation.yml": Scenario(stream_records),
     "test_psrp_with_history.yml": Scenario(history(1)),
@@ -281,7 +302,7 @@ def check_requests(host: Any, scenario: Scenario) -> None:
 def test_a_recorded_windows_exchange(replayed: tuple[str, Scenario, Any]) -> None:
     _name, scenario, host = replayed
     options = host.transport_options(**(scenario.options or {}))
-    with Session(WinRMTransport(**options), timeout=30) as session:
+    with Session(WinRMTransport(**options), timeout=30, **(scenario.session or {})) as session:
         scenario.run(session, host)
     check_requests(host, scenario)
 
@@ -304,7 +325,7 @@ def test_the_envelope_is_what_the_host_allows(kilobytes: int) -> None:
     (asked,) = [i for i, r in enumerate(host.requests) if r.resource_uri == replay.CONFIG]
     assert {r.max_envelope_size for r in host.requests[: asked + 1]} == {153_600}  # fits any host
     after = host.requests[asked + 1 :]
-    assert [r.op for r in after] == ["Command", "Receive", "Signal", "Delete"]
+    assert sorted(r.op for r in after) == ["Command", "Delete", "Receive", "Signal"]
     assert {r.max_envelope_size for r in after} == {kilobytes * 1024}
 
 

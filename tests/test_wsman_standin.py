@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from typing import Any
@@ -209,3 +210,78 @@ def test_only_the_misspelt_stop_code_stops_a_pipeline(wsman_standin: WSManHost) 
         assert caught.value.code == messages.SHELL_NOT_FOUND
         assert "command identifier that does not exist" in caught.value.reason
     assert wsman_standin.shells.signals[:2] == ["powershell/signal/crtl_c", "powershell/signal/ctrl_c"]
+
+
+# --- what the recordings of real Windows hosts show (../shared/corpus/wsman) ---------------------
+
+CORPUS = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "corpus" / "wsman"
+needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="the WSMan corpus is absent")
+
+
+def recorded(name: str, index: int) -> Any:
+    from xml.etree import ElementTree as ET
+
+    import yaml
+
+    document = yaml.safe_load((CORPUS / name).read_text(encoding="utf-8"))
+    return ET.fromstring(document["messages"][index]["response"])
+
+
+RSP = NAMESPACES["rsp"]
+
+
+@needs_corpus
+def test_the_shell_is_described_as_windows_describes_it(wsman_standin: WSManHost) -> None:
+    windows = recorded("test_psrp_open_runspace.yml", 0).find(f".//{{{RSP}}}Shell")
+    assert windows is not None
+    with client(wsman_standin) as connection, RunspacePool(connection) as pool:
+        ours = connection.get(messages.SHELL_RESOURCE, selector_set=selectors(pool.id)).find(
+            f"{{{RSP}}}Shell"
+        )
+    assert ours is not None
+    assert [e.tag for e in ours] == [e.tag for e in windows]
+    assert re.fullmatch(r"P\d+DT\d+H\d+M\d+S", ours.findtext(f"{{{RSP}}}ShellRunTime") or "")
+
+
+@needs_corpus
+def test_receive_answers_say_pending_then_done_with_an_exit_code(wsman_standin: WSManHost) -> None:
+    windows = recorded("test_psrp_clear_commands.yml", 4).find(f".//{{{RSP}}}CommandState")
+    assert windows is not None and [e.tag for e in windows] == [f"{{{RSP}}}ExitCode"]
+    from pypsrp.complex_objects import PSInvocationState
+
+    states = []
+    with client(wsman_standin) as connection, RunspacePool(connection) as pool:
+        powershell = PowerShell(pool).add_script("'one'; Start-Sleep -Milliseconds 300; 'two'")
+        powershell.begin_invoke()
+        while powershell.state == PSInvocationState.RUNNING:
+            body = connection.receive(
+                pool.shell.resource_uri,
+                messages.receive(powershell.id),
+                selector_set=selectors(pool.id),
+            )
+            state = body.find(f".//{{{RSP}}}CommandState")
+            assert state is not None
+            states.append((state.get("State", "").rsplit("/", 1)[-1], state.findtext(f"{{{RSP}}}ExitCode")))
+            if states[-1][0] == "Done":
+                break
+    assert states[0] == ("Pending", None) and states[-1] == ("Done", "0")
+
+
+@needs_corpus
+def test_faults_carry_windows_words(wsman_standin: WSManHost) -> None:
+    timed_out = recorded("test_winrs_operation_timeout.yml", 3)
+    unknown = recorded("test_winrs_bad_cmd_id.yml", 2)
+    text = lambda e, tag: e.findtext(f".//{{http://www.w3.org/2003/05/soap-envelope}}{tag}")  # noqa: E731
+    with client(wsman_standin) as connection, RunspacePool(connection) as pool:
+        with pytest.raises(WSManFaultError) as waited:
+            connection.receive(
+                pool.shell.resource_uri, messages.receive(), selector_set=selectors(pool.id), timeout=1
+            )
+        with pytest.raises(WSManFaultError) as missing:
+            connection.receive(
+                pool.shell.resource_uri, messages.receive(uuid.uuid4()), selector_set=selectors(pool.id)
+            )
+    assert waited.value.reason == (text(timed_out, "Text") or "").strip()  # pypsrp strips it
+    assert missing.value.code == messages.SHELL_NOT_FOUND
+    windows_message = unknown.findtext(".//{http://schemas.microsoft.com/wbem/wsman/1/wsmanfault}Message")
+    assert missing.value.reason == (windows_message or "").strip()

@@ -350,9 +350,10 @@ class Shell:
                 raise self.failure(exc, operation) from None
             try:
                 received = wsman.parse_receive(answer)
-                with client.lock:
-                    for data in received.data:
-                        client.receive(psrpcore.PSRPPayload(data, psrpcore.StreamType.default, None))
+                # One payload for the whole answer (fragments delimit themselves): output read at once.
+                client.receive(
+                    psrpcore.PSRPPayload(b"".join(received.data), psrpcore.StreamType.default, None)
+                )
             except (ValueError, ProtocolError) as exc:
                 raise WinRMError(
                     f"{transport.host} sent something that is not PowerShell remoting data: {exc}",
@@ -505,18 +506,28 @@ class Shell:
                     if pipeline.finished or self._broken is not None or self._closing:
                         return
                     error = self.failure(exc, operation)
-                    if error.code == wsman.SHELL_NOT_FOUND:
+                    if error.code == wsman.SHELL_NOT_FOUND and not self.alive():
                         self.abandon(str(error))
                         return
+                    if error.code == wsman.SHELL_NOT_FOUND:  # the same code for a command the host closed
+                        error = WinRMError(
+                            f"{self.transport.host} closed the command of {description} (the session lives "
+                            f"on): {error.reason}",
+                            code=error.code,
+                            reason=error.reason,
+                            url=self.transport.url,
+                            operation=operation,
+                        )
                     pipeline.fail(error)
                     return
                 try:
                     received = wsman.parse_receive(answer)
-                    with client.lock:
-                        for data in received.data:
-                            client.receive(
-                                psrpcore.PSRPPayload(data, psrpcore.StreamType.default, pipeline.id)
-                            )
+                    # One payload for the whole answer (fragments delimit themselves): output read at once.
+                    client.receive(
+                        psrpcore.PSRPPayload(
+                            b"".join(received.data), psrpcore.StreamType.default, pipeline.id
+                        )
+                    )
                 except (ValueError, ProtocolError) as exc:
                     self.abandon(
                         f"{self.transport.host} sent something that is not PowerShell remoting data ({exc})"
@@ -699,9 +710,43 @@ def _never_sent(exc: BaseException) -> bool:
     )
 
 
+def _tls_failure(transport: WinRMTransport, text: str) -> str:
+    """What a failed TLS handshake means, and what to do about it, in one sentence."""
+    url = transport.url
+    reason = _tls_reason(text)
+    lowered = text.lower()
+    if "wrong_version_number" in lowered or "wrong version number" in lowered or "record layer" in lowered:
+        return (
+            f"{url} does not answer in TLS ({reason}): port {transport.port} is likely WinRM's HTTP "
+            "listener, so use scheme='http' (port 5985, messages encrypted by negotiate, ntlm or "
+            "kerberos) or the HTTPS listener's port (5986)"
+        )
+    if "certificate_verify_failed" in lowered or "certificate verify failed" in lowered:
+        return (
+            f"the certificate of {url} could not be checked ({reason}): give the certificate of the CA "
+            "that issued it with ca_bundle (verify=False turns checking off)"
+        )
+    return f"the TLS handshake with {url} failed ({reason})"
+
+
+def _tls_reason(text: str) -> str:
+    """OpenSSL's own words from under urllib3's 'Max retries exceeded … Caused by' wrapping."""
+    found = re.search(r"\[SSL(?:: [A-Z_]+)?\] ([^()'\"]+?)\s*(?:\(_ssl\.c:\d+\))", text)
+    if found:
+        return found.group(1).strip()
+    found = re.search(r"Caused by \w+\((?:\w+\()*(?:\d+, )?['\"]?([^'\")]+)", text)
+    return found.group(1).strip() if found else _short_text(text)
+
+
 def _short(exc: BaseException) -> str:
     """An exception's gist, without urllib3's nesting."""
     text = str(exc)
+    if "SSL" in text:
+        return _tls_reason(text)
+    return _short_text(text)
+
+
+def _short_text(text: str) -> str:
     errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
     if errno:
         return errno.group(1).strip()
@@ -735,6 +780,15 @@ def _describe(transport: WinRMTransport, exc: BaseException, operation: str) -> 
         else:
             text = f"{host} could not {operation}: {reason} (WSMan fault {exc.code})"
         return WinRMError(text, code=code, reason=reason, **facts)
+    if isinstance(exc, AuthenticationError) and transport.scheme == "http" and not transport.encrypted:
+        return WinRMAuthenticationError(
+            f"{host} refused to {operation} over plain HTTP (HTTP 401), as Windows does unless its WinRM "
+            "service allows unencrypted traffic (AllowUnencrypted, off by default): use HTTPS "
+            "(scheme='https', port 5986) or an auth that encrypts (negotiate, ntlm, kerberos), or, if the "
+            "host does allow it, check the user name and password",
+            code=401,
+            **facts,
+        )
     if isinstance(exc, AuthenticationError):
         who = f"user {transport.username!r}" if transport.username else "the current user"
         return WinRMAuthenticationError(
@@ -745,11 +799,7 @@ def _describe(transport: WinRMTransport, exc: BaseException, operation: str) -> 
             **facts,
         )
     if isinstance(exc, requests.exceptions.SSLError):
-        return WinRMError(
-            f"the TLS connection to {url} failed ({_short(exc)}): if the host's certificate comes from a "
-            "private CA, give that CA's certificate with ca_bundle (verify=False turns checking off)",
-            **facts,
-        )
+        return WinRMError(_tls_failure(transport, str(exc)), **facts)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return WinRMError(
             f"could not connect to {url} within {transport.connection_timeout:g} s when asked to {operation}",

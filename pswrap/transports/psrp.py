@@ -25,6 +25,7 @@ from pswrap.errors import ProtocolError, TransportError
 from pswrap.records import error_record, to_record
 from pswrap.secret import get_logger, protect_loggers
 from pswrap.transports._convert import from_psrp, to_psrp
+from pswrap.transports._messages import Defragmenter, Message, read_outputs
 from pswrap.transports.base import Invocation, Outcome, StreamItem
 
 __all__ = ["FRAGMENT_SIZE", "PSRPClient", "RemotePipeline"]
@@ -135,6 +136,7 @@ class PSRPClient:
         self._key_requested = False
         self.key_ready = False
         self.pipelines: dict[uuid.UUID, RemotePipeline] = {}
+        self._defragmenter = Defragmenter()
         #: Why PowerShell broke the pool, when it did.
         self.broken_reason: str | None = None
 
@@ -153,6 +155,13 @@ class PSRPClient:
     @property
     def opened(self) -> bool:
         return self._pool.state == ps.RunspacePoolState.Opened
+
+    @property
+    def application_private_data(self) -> dict[str, Any]:
+        """What the server said about itself when the pool opened (``PSVersionTable``…), as pswrap values."""
+        with self.lock:
+            data = from_psrp(self._pool.application_private_data or {})
+        return dict(data) if isinstance(data, dict) else {}
 
     @property
     def server_protocol(self) -> tuple[int, ...] | None:
@@ -190,24 +199,57 @@ class PSRPClient:
         """
         finished: list[uuid.UUID] = []
         with self.lock:
-            self._pool.receive_data(payload)
-            while True:
-                try:
-                    event = self._pool.next_event()
-                except Exception as exc:
-                    raise ProtocolError(f"pwsh sent a PSRP message pswrap cannot read: {exc}") from exc
-                if event is None:
-                    break
-                try:
-                    done = self._handle(event)
-                except ProtocolError:
-                    raise
-                except Exception as exc:
-                    raise ProtocolError(
-                        f"pswrap could not process a {type(event).__name__} from pwsh: {exc!r}"
-                    ) from exc
-                if done is not None:
-                    finished.append(done)
+            outputs: list[tuple[RemotePipeline, Message]] = []
+            for message in self._defragmenter.feed(payload.data):
+                pipeline = self.pipelines.get(message.pipeline_id) if message.output else None
+                if pipeline is not None and pipeline.started:
+                    outputs.append((pipeline, message))
+                    continue
+                finished.extend(self._outputs(outputs, payload))
+                outputs = []
+                finished.extend(self._through_psrpcore(message, payload))
+            finished.extend(self._outputs(outputs, payload))
+        return finished
+
+    def _outputs(
+        self, outputs: list[tuple[RemotePipeline, Message]], payload: psrpcore.PSRPPayload
+    ) -> list[uuid.UUID]:
+        """Pipeline output, read by pswrap's reader all at once (see :mod:`._messages`)."""
+        if not outputs:
+            return []
+        values = read_outputs([message.body for _, message in outputs])
+        if values is None:  # not one value each: let psrpcore read them one by one
+            return [done for _, m in outputs for done in self._through_psrpcore(m, payload)]
+        for (pipeline, _), value in zip(outputs, values, strict=True):
+            self._put(pipeline, "output", value)
+        return []
+
+    def _through_psrpcore(self, message: Message, payload: psrpcore.PSRPPayload) -> list[uuid.UUID]:
+        self._pool.receive_data(
+            psrpcore.PSRPPayload(message.fragment(), payload.stream_type, payload.pipeline_id)
+        )
+        return self._drain()
+
+    def _drain(self) -> list[uuid.UUID]:
+        """Handle every event psrpcore has ready."""
+        finished: list[uuid.UUID] = []
+        while True:
+            try:
+                event = self._pool.next_event()
+            except Exception as exc:
+                raise ProtocolError(f"pwsh sent a PSRP message pswrap cannot read: {exc}") from exc
+            if event is None:
+                break
+            try:
+                done = self._handle(event)
+            except ProtocolError:
+                raise
+            except Exception as exc:
+                raise ProtocolError(
+                    f"pswrap could not process a {type(event).__name__} from pwsh: {exc!r}"
+                ) from exc
+            if done is not None:
+                finished.append(done)
         return finished
 
     def fail_all(self, error_for: Callable[[RemotePipeline], TransportError]) -> None:

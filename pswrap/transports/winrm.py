@@ -345,6 +345,14 @@ class WinRMTransport(Transport):
             shell.close()
 
     @property
+    def application_private_data(self) -> dict[str, Any]:
+        """What the host's PowerShell said about itself when the session opened: ``PSVersionTable``
+        (``PSVersion``, ``PSEdition``, ``PSRemotingProtocolVersion``…) and what the session configuration
+        adds; empty before :meth:`open`."""
+        shell = self._shell
+        return {} if shell is None else shell.client.application_private_data
+
+    @property
     def healthy(self) -> bool:
         shell = self._shell
         return shell is not None and shell.healthy

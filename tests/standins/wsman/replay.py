@@ -410,6 +410,18 @@ class ReplayHost:
                 e for e in self.exchanges if e.op == "Command" and e.request.command == recorded_id
             )
             mine, theirs = messages(request.payloads), messages(recorded.request.payloads)
+            carried = {message_type(m) for m in mine[1:]}  # input sent with CREATE_PIPELINE
+            for later in self.exchanges:
+                kinds = {message_type(m) for m in messages(later.request.payloads)}
+                if (
+                    carried
+                    and not later.consumed
+                    and later.op == "Send"
+                    and later.request.command == recorded_id
+                    and kinds <= carried
+                ):
+                    later.consumed = True
+                    self.differences.append(Difference("Send", "carried in the Command's argument"))
             if mine and theirs:
                 self._raw[theirs[0][24:40]] = mine[0][24:40]
                 sent, was = _commands(mine[0]), _commands(theirs[0])

@@ -60,7 +60,8 @@ USER_FILE_VARIABLE = "NTLM_USER_FILE"
 class Faults:
     """Fault switches. ``drop_receive``: drop the connection when the Nth Receive for a command arrives
     (1: the next one). ``stall``: short action names (``"Receive"``…) whose requests are held unanswered
-    until the switch is cleared, then dropped. ``fault``: ``(action, code, message)`` answered to the next
+    until the switch is cleared, then dropped. ``close_command``: the next Receive's command is closed
+    first (its Receive then fails as Windows answers an unknown command). ``fault``: ``(action, code, message)`` answered to the next
     request of that action (``fault_times`` times)."""
 
     reject_credentials: bool = False
@@ -68,6 +69,8 @@ class Faults:
     stall: frozenset[str] = frozenset()
     fault: tuple[str, int, str] | None = None
     fault_times: int = 1
+    #: Close the command of the next Receive first, as another client's Signal would.
+    close_command: bool = False
 
 
 @dataclass
@@ -301,6 +304,10 @@ class WSManStandin:
                             self.faults.drop_receive = None
                             self.counts["dropped"] += 1
                             return None
+            if short == "Receive" and faults.close_command and _for_command(request):
+                with self._lock:
+                    self.faults.close_command = False
+                self.shells.close_command(request, user)
             request.operation_timeout = min(request.operation_timeout, self.max_operation_timeout)
             reply = self._dispatch(request, short, user, client_ip)
             if len(reply) > request.max_envelope_size:
@@ -338,8 +345,11 @@ class WSManStandin:
         if request.action == Action.RECEIVE:
             response = shells.receive(request, user)
             if response is None:
-                raise Fault(Code.OPERATION_TIMED_OUT, "The WS-Management service cannot complete the operation "
-                            "within the time specified in OperationTimeout.")  # fmt: skip
+                raise Fault(
+                    Code.OPERATION_TIMED_OUT,
+                    "The WS-Management service cannot complete the operation "
+                    "within the time specified in OperationTimeout.  ",
+                )  # fmt: skip (two spaces, sic)
             return answer(request, response)
         if request.action == Action.SIGNAL:
             return answer(request, shells.signal(request, user))

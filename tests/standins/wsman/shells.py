@@ -31,7 +31,7 @@ from tests.standins.wsman.soap import PWSH, RSP, WSA, WSMAN, WST, Code, Fault, R
 
 CTRL_C = "powershell/signal/crtl_c"  # sic: WSManPluginConstants.CtrlCSignal
 TERMINATE = f"{RSP}/signal/Terminate"
-RUNNING = f"{RSP}/CommandState/Running"
+PENDING = f"{RSP}/CommandState/Pending"  # what Windows says of a PowerShell command not yet done
 DONE = f"{RSP}/CommandState/Done"
 RESOURCE_PREFIX = "http://schemas.microsoft.com/powershell/"
 _ENVELOPE_OVERHEAD = 2048  # headers and the ReceiveResponse skeleton
@@ -69,7 +69,7 @@ def shell_not_found(shell_id: str) -> Fault:
         Code.SHELL_NOT_FOUND,
         f"The request for the Windows Remote Shell with ShellId {shell_id} failed because the shell was not "
         "found on the server. Possible causes are: the specified ShellId is incorrect or the shell no longer "
-        "exists on the server. Provide the correct ShellId or create a new shell and retry the operation.",
+        "exists on the server. Provide the correct ShellId or create a new shell and retry the operation. ",
     )
 
 
@@ -224,6 +224,7 @@ class Shell:
             self.cond.notify_all()
 
     def describe(self, client_ip: str) -> ET.Element:
+        """The shell as Windows describes it (in the Create answer and to a Get), property for property."""
         shell = ET.Element(f"{{{RSP}}}Shell")
         for tag, value in (
             ("ShellId", self.id),
@@ -234,12 +235,25 @@ class Shell:
             ("IdleTimeOut", "PT7200.000S"),
             ("InputStreams", "stdin pr"),
             ("OutputStreams", "stdout"),
-            ("ShellRunTime", f"PT{time.monotonic() - self.created:.3f}S"),
-            ("ShellInactivity", "PT0.000S"),
+            ("MaxIdleTimeOut", "PT2147483.647S"),
+            ("Locale", "en-US"),
+            ("DataLocale", "en-US"),
+            ("CompressionMode", "NoCompression"),
+            ("ProfileLoaded", "Yes"),
+            ("Encoding", "UTF8"),
+            ("BufferMode", "Block"),
             ("State", "Connected"),
+            ("ShellRunTime", _duration(time.monotonic() - self.created)),
+            ("ShellInactivity", "P0DT0H0M0S"),
         ):
             ET.SubElement(shell, f"{{{RSP}}}{tag}").text = value
         return shell
+
+
+def _duration(seconds: float) -> str:
+    """An xs:duration as Windows writes a shell's times: ``P0DT0H1M2S``."""
+    whole = int(seconds)
+    return f"P{whole // 86400}DT{whole % 86400 // 3600}H{whole % 3600 // 60}M{whole % 60}S"
 
 
 class Shells:
@@ -368,7 +382,9 @@ class Shells:
             stream.text = base64.b64encode(chunk).decode("ascii")
         if command_id:
             state = ET.SubElement(response, f"{{{RSP}}}CommandState", CommandId=command_id.upper())
-            state.set("State", DONE if done else RUNNING)
+            state.set("State", DONE if done else PENDING)
+            if done:  # Windows reports the plugin's exit code, always 0 for PowerShell
+                ET.SubElement(state, f"{{{RSP}}}ExitCode").text = "0"
         return response
 
     def signal(self, request: Request, user: str) -> ET.Element:
@@ -386,6 +402,13 @@ class Shells:
             shell.terminate(pipeline_id)
         self.signals.append(code)
         return ET.Element(f"{{{RSP}}}SignalResponse")
+
+    def close_command(self, request: Request, user: str) -> None:
+        """Close the command a Receive names, as a Terminate from elsewhere would (a fault switch)."""
+        desired = request.body.find(f"{{{RSP}}}DesiredStream") if request.body is not None else None
+        command_id = desired.get("CommandId") if desired is not None else None
+        if command_id:
+            self._get(request, user).terminate(uuid.UUID(command_id))
 
     def delete(self, request: Request, user: str) -> None:
         shell = self._get(request, user)
