@@ -278,7 +278,8 @@ def test_where_the_chunks_break_changes_nothing(cuts: list[int]) -> None:
 @pytest.mark.parametrize("content", ["", "  \r\n", "#< CLIXML\r\n"])
 def test_input_without_a_document_is_an_error(tmp_path: Path, content: str) -> None:
     with pytest.raises(ClixmlError, match="no CLIXML document"):
-        list(parse_clixml(content.encode()))
+        list(parse_clixml(content.encode(), require_document=True))
+    assert list(parse_clixml(content.encode())) == []  # a stream that wrote nothing, by default
     path = tmp_path / "empty.xml"
     path.write_text(content)
     code, out, err = parse_cli(str(path))
