@@ -147,11 +147,17 @@ def _read_hostile(data: bytes) -> float:
     return time.perf_counter() - start
 
 
+def _best(data: bytes) -> float:
+    """The fastest of three readings for what reads in under a second (a busy machine adds noise)."""
+    seconds = _read_hostile(data)
+    return min(seconds, _read_hostile(data), _read_hostile(data)) if seconds < 1 else seconds
+
+
 def _hostile(sizes: tuple[float, float]) -> None:
     small, large = (_hostile_inputs(mb) for mb in sizes)
     print(f"{'hostile input':<24}{f'{sizes[0]:g} MB s/MB':>13}{f'{sizes[1]:g} MB s/MB':>13}{'ratio':>8}")
     for name in small:
-        per_mb = [_read_hostile(data[name]) / (len(data[name]) / 1e6) for data in (small, large)]
+        per_mb = [_best(data[name]) / (len(data[name]) / 1e6) for data in (small, large)]
         print(f"{name:<24}{per_mb[0]:>13.3f}{per_mb[1]:>13.3f}{per_mb[1] / per_mb[0]:>8.2f}")
     print("\nlinear: the ratio stays near 1 (a quadratic reader doubles it with each doubling of size)")
 
