@@ -2,6 +2,7 @@
 
     python benchmarks/clixml.py                 # the 100 MB headline document
     python benchmarks/clixml.py --size 10       # a quicker run
+    python benchmarks/clixml.py --hostile       # hostile inputs: time per MB at two sizes
 
 Generates a deterministic ``Get-Mailbox -ResultSize Unlimited | Export-Clixml``-shaped document
 (benchmarks/mailboxes.py), then reads it in a fresh subprocess per reader, so each peak RSS is its own:
@@ -11,11 +12,17 @@ Generates a deterministic ``Get-Mailbox -ResultSize Unlimited | Export-Clixml``-
 - ``floor``: ``xml.etree.ElementTree.iterparse`` doing nothing with what it parses.
 
 Targets (issue 2): at least 10x psrpcore's throughput, peak RSS under 64 MB, first object in < 100 ms.
+
+``--hostile`` reads inputs built to be slow (one huge tag, comment or processing instruction, a value of
+escapes, many documents in one chunk, doubling and chained ``<Ref>`` s written as JSON and compared, a
+dictionary of object keys) at two sizes, with the limits raised so that they are read to the end, and
+prints the seconds per MB side by side: equal figures mean reading is linear (issue 14).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -81,16 +88,94 @@ def _measure(reader: str, path: Path) -> dict[str, float]:
     return data
 
 
+NS = 'xmlns="http://schemas.microsoft.com/powershell/2004/04"'
+HEAD = f'<Objs Version="1.1.0.1" {NS}>'
+
+
+def _hostile_inputs(mb: float) -> dict[str, bytes]:
+    """Each hostile shape at about ``mb`` MB."""
+    n = int(mb * 1_000_000)
+    doubling = "".join(
+        ['<Obj RefId="d0"><MS><S N="x">x</S></MS></Obj>']
+        + [f'<Obj RefId="d{i}"><MS><Ref N="a" RefId="d{i - 1}"/><Ref N="b" RefId="d{i - 1}"/></MS></Obj>'
+           for i in range(1, 20)]
+    )  # fmt: skip
+    items = n // len(doubling)
+    chain = "".join(
+        f'<Obj RefId="{i}"><MS><Ref N="p" RefId="{i - 1}"/></MS></Obj>' for i in range(1, n // 45)
+    )
+    keys = "".join(
+        f'<En><Obj N="Key" RefId="k{i}"><TNRef RefId="0"/><Props><I32 N="Id">{i}</I32></Props></Obj>'
+        f'<I32 N="Value">{i}</I32></En>'
+        for i in range(1, n // 110)
+    )
+    inputs = {
+        "one attribute value": f'{HEAD}<S N="{"v" * n}">x</S></Objs>',
+        "one element name": f"{HEAD}<{'E' * n}/></Objs>",
+        "one comment": f"{HEAD}<!-- {'<c>' * (n // 3)} --></Objs>",
+        "PI before <Objs>": f"<?xml {'p' * n}?>{HEAD}</Objs>",
+        "value of escapes": f"{HEAD}<S>{'_x0041_' * (n // 7)}</S></Objs>",
+        "tiny documents": "<Objs/>" * (n // 7),
+        "doubling refs as JSON": HEAD
+        + "".join(doubling.replace('"d', f'"{j}d') for j in range(items))
+        + "</Objs>",
+        "ref chain as JSON, ==": f'{HEAD}<Obj RefId="0"><MS><S N="x">x</S></MS></Obj>{chain}</Objs>',
+        "dict of object keys": f'{HEAD}<Obj RefId="t"><DCT><En><Obj N="Key" RefId="k0"><TN RefId="0"><T>T</T></TN>'
+        f'<Props><I32 N="Id">0</I32></Props></Obj><I32 N="Value">0</I32></En>{keys}</DCT></Obj></Objs>',
+    }
+    return {name: text.encode() for name, text in inputs.items()}
+
+
+def _read_hostile(data: bytes) -> float:
+    """Seconds to read ``data`` in 64 KB chunks (limits raised), writing each object as JSON."""
+    from pswrap import ClixmlError, ExpansionError, to_jsonable
+    from pswrap.clixml import ClixmlReader
+
+    huge = len(data) + 1
+    reader = ClixmlReader(max_markup_size=huge, max_value_size=huge)
+    start = time.perf_counter()
+    last = None
+    with contextlib.suppress(ClixmlError):  # an unknown element ends its input: the time is what counts
+        for offset in range(0, len(data), 65536):
+            for item in reader.feed(data[offset : offset + 65536]):
+                with contextlib.suppress(ExpansionError):
+                    to_jsonable(item.value)
+                if last is not None and hasattr(item.value, "keys"):
+                    _ = item.value == last
+                last = item.value
+        reader.close()
+    return time.perf_counter() - start
+
+
+def _best(data: bytes) -> float:
+    """The fastest of three readings for what reads in under a second (a busy machine adds noise)."""
+    seconds = _read_hostile(data)
+    return min(seconds, _read_hostile(data), _read_hostile(data)) if seconds < 1 else seconds
+
+
+def _hostile(sizes: tuple[float, float]) -> None:
+    small, large = (_hostile_inputs(mb) for mb in sizes)
+    print(f"{'hostile input':<24}{f'{sizes[0]:g} MB s/MB':>13}{f'{sizes[1]:g} MB s/MB':>13}{'ratio':>8}")
+    for name in small:
+        per_mb = [_best(data[name]) / (len(data[name]) / 1e6) for data in (small, large)]
+        print(f"{name:<24}{per_mb[0]:>13.3f}{per_mb[1]:>13.3f}{per_mb[1] / per_mb[0]:>8.2f}")
+    print("\nlinear: the ratio stays near 1 (a quadratic reader doubles it with each doubling of size)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--size", type=float, default=100.0, help="document size in MB (default 100)")
     parser.add_argument("--keep", type=Path, help="write the document here and keep it")
+    parser.add_argument("--hostile", action="store_true", help="hostile inputs at 1 and 4 MB instead")
     parser.add_argument("--child", nargs=2, metavar=("READER", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(*args.child)
+        return
+    if args.hostile:
+        _hostile((1.0, 4.0))
         return
 
     import mailboxes

@@ -27,8 +27,8 @@ from pswrap.secret import REDACTED, Secret
 MAX_JSON_DEPTH = 256
 #: JSON writes a shared object in full wherever it appears, as long as the values written again for
 #: shared objects stay within this many times the values written the first time (plus a little).
-MAX_JSON_EXPANSION = 16
-_EXPANSION_SLACK = 1024
+MAX_JSON_EXPANSION = 32
+_EXPANSION_SLACK = 64
 
 _CONTAINERS = (PSObject, Record, Mapping, list, tuple, set, frozenset)
 _LEAF: Any = object()

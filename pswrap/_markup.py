@@ -32,6 +32,12 @@ class MarkupScanner:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        # Where the next '<!' or '<?' of a chunk is (searched once per chunk, not once per document).
+        self._special: tuple[bytes, int, int, int] | None = None  # (data, from, to, found or -1)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new document (offsets from 0 again)."""
         self._position = 0  # document offset of the byte after the last one scanned
         self._mode: str | None = None  # None: outside markup; "tag"; or a key of _TERMINATORS
         self._quote: bytes | None = None  # inside a tag: the attribute quote that is open
@@ -71,20 +77,21 @@ class MarkupScanner:
 
     def _outside(self, data: bytes, pos: int, end: int, base: int) -> int:
         """From ``pos`` outside markup: to the next ``<!``/``<?`` or the end, keeping track of the last tag."""
-        special = _SPECIAL.search(data, pos, end)
-        stop = special.start() if special else end
+        found = self._next_special(data, pos, end)
+        special = found >= 0
+        stop = found if special else end
         last = data.rfind(b"<", pos, stop)
         if last >= 0:
             self._mode, self._quote, self._start = "tag", None, base + last
             self._in_tag(data, last + 1, stop, base)
             if self._mode == "tag":
-                if special is None:
+                if not special:
                     tail = data[last:end]
                     if any(opener.startswith(tail) for opener in _OPENERS):
                         self._mode, self._carry = None, tail  # maybe '<!--' cut short
                     return end
                 self._mode = None  # '<' inside a tag: not well-formed, and expat will say so
-        if special is None:
+        if not special:
             return end
         head = data[stop : min(stop + _SHORTEST_KNOWN, end)]
         if head.startswith(b"<?"):
@@ -102,6 +109,21 @@ class MarkupScanner:
             )
         self._mode, self._start = kind, base + stop
         return stop + skip
+
+    def _next_special(self, data: bytes, pos: int, end: int) -> int:
+        """The first ``<!``/``<?`` in ``data[pos:end]`` (-1: none); one search serves every document
+        of a chunk, so that many small documents do not each search the rest of it."""
+        cached = self._special
+        if cached is not None and cached[0] is data and cached[1] <= pos:
+            found = cached[3]
+            if found >= pos:
+                return found if found < end else -1
+            if found < 0 and cached[2] >= end:
+                return -1
+        match = _SPECIAL.search(data, pos)
+        found = match.start() if match else -1
+        self._special = (data, pos, len(data), found)
+        return found if found < end else -1
 
     def _closed(self, at: int) -> None:
         """Markup ended at document offset ``at``: refuse it if it was longer than the limit."""

@@ -536,7 +536,7 @@ class ClixmlReader:
         self._type_names = collections.OrderedDict()
         self._type_name_size = 0
         self._type_names_dropped = False
-        self._scanner = MarkupScanner(self._max_markup)
+        self._scanner.reset()
         self._held.clear()
 
     def _parse(self, data: bytes, start: int, end: int) -> int:
@@ -999,6 +999,7 @@ def parse_clixml(
     source: str | bytes | os.PathLike[str] | IO[bytes] | IO[str] | Iterable[bytes | str],
     *,
     keep_references: bool = False,
+    require_document: bool = False,
 ) -> Iterator[ClixmlItem]:
     """Read CLIXML from a path, ``bytes``, ``str`` (text, or the path of an existing file), a file object
     or an iterable of chunks; yield each top-level object as a :class:`ClixmlItem` as soon as it is read.
@@ -1007,6 +1008,8 @@ def parse_clixml(
     A broken document raises :class:`ClixmlError` after every object before the break was yielded.
     Streaming keeps memory flat (see :class:`ClixmlReader` for ``<Ref>``s); should a file or ``bytes``
     refer back further than the reader holds, it is read again keeping exactly the objects referred to.
+    Input without any document (empty, or only whitespace and headers) gives nothing, or with
+    ``require_document`` a :class:`ClixmlError` (as ``pswrap parse`` does).
     """
     name, chunks, rescan = _open(source)
     referenced: frozenset[str] | None = None
@@ -1025,7 +1028,7 @@ def parse_clixml(
                     if item.stream == "output"
                     else ClixmlItem(item.stream, to_record(item.stream, item.value))
                 )
-            if not reader.documents:
+            if require_document and not reader.documents:
                 raise ClixmlError("no CLIXML document (<Objs>) in the input: it is empty", source=name)
             return
         except ClixmlError as exc:

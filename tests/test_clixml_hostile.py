@@ -75,8 +75,8 @@ def test_a_small_document_of_doubling_references_is_refused_by_json_not_run_for_
     assert len(repr(first)) < 200
     code, out, err = parse_cli("-", stdin=text)
     assert code == 1 and "Traceback" not in err
-    assert "standard input: object 10 not written: its JSON would repeat shared objects" in err
-    assert len(out.splitlines()) == 9  # every object before it was written (2**9 leaves is not hostile)
+    assert "standard input: object 9 not written: its JSON would repeat shared objects" in err
+    assert len(out.splitlines()) == 8  # every object before it was written (2**7 leaves is not hostile)
 
 
 def test_shared_objects_a_document_really_has_are_written_in_full() -> None:
@@ -91,6 +91,12 @@ def test_shared_objects_a_document_really_has_are_written_in_full() -> None:
     data = to_jsonable(values(text)[0])
     assert data["Identity"] == data["Id"] == {"Name": "contoso.com"}
     assert data["DependedOn"] == data["Required"] == ["RpcSs"]
+    # Fifty members of a list referring to one server object of thirty members: written fifty times.
+    server = "".join(f'<S N="P{i}">{i}</S>' for i in range(30))
+    refs = "".join('<Ref RefId="s"/>' for _ in range(49))
+    fan = doc(f'<Obj RefId="0"><LST><Obj RefId="s"><MS>{server}</MS></Obj>{refs}</LST></Obj>')
+    written = to_jsonable(values(fan)[0])
+    assert len(written) == 50 and all(entry == written[0] for entry in written) and len(written[0]) == 30
 
 
 def test_a_chain_deeper_than_the_stack_is_read_compared_and_written() -> None:
@@ -278,7 +284,8 @@ def test_where_the_chunks_break_changes_nothing(cuts: list[int]) -> None:
 @pytest.mark.parametrize("content", ["", "  \r\n", "#< CLIXML\r\n"])
 def test_input_without_a_document_is_an_error(tmp_path: Path, content: str) -> None:
     with pytest.raises(ClixmlError, match="no CLIXML document"):
-        list(parse_clixml(content.encode()))
+        list(parse_clixml(content.encode(), require_document=True))
+    assert list(parse_clixml(content.encode())) == []  # a stream that wrote nothing, by default
     path = tmp_path / "empty.xml"
     path.write_text(content)
     code, out, err = parse_cli(str(path))

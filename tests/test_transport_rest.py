@@ -315,6 +315,23 @@ def test_403_says_which_it_is_and_what_to_do(
     assert len(adminapi.invocations()) == 1  # a 403 is never retried
 
 
+@pytest.mark.parametrize("cmdlet", ["Get-Mailbox", "Set-Mailbox"])
+def test_a_403_whose_body_cannot_be_decoded_is_still_a_403(
+    rest_transport: Make, adminapi: AdminApi, idp: Any, cmdlet: str
+) -> None:
+    # Exchange's 403 can be NUL bytes declared as gzip: the status decides, at once, with no retry.
+    adminapi.revoke_role(idp.app.client_id)
+    adminapi.nul_forbidden = "gzip"
+    parameters = {"Identity": "user0000001", "Office": "x"} if cmdlet == "Set-Mailbox" else {}
+    started = time.monotonic()
+    with Session(rest_transport()) as session, pytest.raises(PowerShellError) as caught:
+        session.invoke(cmdlet, **parameters).wait()
+    assert str(caught.value).startswith(f"{cmdlet} was refused by Exchange Online (HTTP 403, ")
+    assert "the body was NUL bytes" in str(caught.value) and "Exchange Administrator" in str(caught.value)
+    assert "may have run" not in str(caught.value) and "dropped" not in str(caught.value)
+    assert len(adminapi.invocations()) == 1 and time.monotonic() - started < 30  # nothing retried
+
+
 def test_a_token_without_the_exchange_permission(
     idp: Any, idp_settings: Callable[..., Settings], rest_transport: Make, adminapi: AdminApi
 ) -> None:
@@ -381,6 +398,18 @@ def test_a_token_refused_as_expired_twice_is_an_auth_error(
 
 
 # --- warnings ---------------------------------------------------------------------------------
+
+
+def test_the_more_results_warning_is_dropped_when_every_page_is_read(
+    rest_transport: Make, adminapi: AdminApi
+) -> None:
+    # Exchange puts it on every page that has a next link; pswrap follows the links itself.
+    with Session(rest_transport(page_size=10)) as session:
+        result = session.invoke("Get-Mailbox", ResultSize="Unlimited").wait()
+    assert len(result.output) == 25 and len(adminapi.invocations("Get-Mailbox")) == 3
+    assert result.warnings == []
+    first_page = adminapi.invocations("Get-Mailbox")[0]
+    assert first_page.status == 200
 
 
 def test_warnings_from_body_and_header_once_each_across_pages(

@@ -39,7 +39,7 @@ def parse(files: tuple[str, ...], fmt: str, streams: bool, select: str | None, k
             source: Any = sys.stdin.buffer if name == "-" else Path(name)
             where[:] = ["standard input" if name == "-" else name, 0]
             try:
-                for item in parse_clixml(source, keep_references=keep_references):
+                for item in parse_clixml(source, keep_references=keep_references, require_document=True):
                     where[1] += 1
                     if streams:
                         yield {"stream": item.stream, "value": item.value}

@@ -97,6 +97,8 @@ BYTE_ARRAY = "#Exchange.ByteArrayType"
 CONCURRENCY_LIMIT_TEXT = "maximum number of concurrent requests"
 #: The error of a skip token that expired (30 min) or reached another backend.
 PAGINATION_EXPIRED_TEXT = "Expired or Invalid pagination request"
+#: The warning that rides every page with a next link; it says nothing once the links are followed.
+MORE_RESULTS_TEXT = "There are more results available than are currently displayed"
 
 _TRANSPORT = "rest"
 _CMDLET = re.compile(r"\A[A-Za-z]+-[A-Za-z0-9]+\Z")

@@ -43,6 +43,7 @@ import threading
 import time
 import uuid
 import weakref
+import zlib
 from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -87,6 +88,7 @@ MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _TRANSIENT = frozenset({500, 502, 503, 504})
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+_ERROR_BODY_LIMIT = 1 << 20  # bytes of a failure status's body kept once decoded
 _GUID = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 _EXTRA_KEYS = (
     "base_url",
@@ -337,6 +339,8 @@ class RestTransport(Transport):
         )
         raw = response.raw
         try:
+            if not 200 <= response.status_code < 300:
+                return response, _error_body(raw, response.headers.get("Content-Encoding"))
             content = raw.read(decode_content=True) or b""
         except urllib3.exceptions.ReadTimeoutError as exc:
             raise requests.ReadTimeout(exc, response=response) from exc
@@ -547,7 +551,7 @@ class _RestExecution(Execution):
                     raise _Stopped
                 if limit is not None and yielded >= limit:
                     break
-                yield from self._records(page, seen, reported)  # members after the objects
+                yield from self._records(page, seen, reported, final=True)  # members after the objects
                 next_link = page.next_link
                 if next_link is None:
                     break
@@ -576,13 +580,18 @@ class _RestExecution(Execution):
                 transport._running.discard(self)
 
     def _records(
-        self, page: adminapi.Page, seen: set[str], reported: int = 0
+        self, page: adminapi.Page, seen: set[str], reported: int = 0, *, final: bool = False
     ) -> Generator[StreamItem, None, int]:
         """The page's warnings not yet seen in this invocation, and its errors from number ``reported`` on.
 
         Returns how many of the page's errors are reported now (the API repeats a command's warnings on
         every page; errors are the page's own)."""
+        # Exchange's "more results available" rides every page with a next link, which pswrap follows
+        # itself: said only by a last page (the link is final once the objects are read).
+        follows = (page.next_link if final else page.next_link_hint) is not None
         for text in page.warnings:
+            if follows and text.startswith(adminapi.MORE_RESULTS_TEXT):
+                continue
             if text not in seen:
                 seen.add(text)
                 yield StreamItem("warning", WarningRecord(text))
@@ -979,6 +988,23 @@ class _Prefetch:
 
 
 # --- classifying failures -----------------------------------------------------------------------
+
+
+def _error_body(raw: Any, encoding: str | None) -> bytes:
+    """The body of a failure status, as far as it can be read: a received status is the status, so a
+    body that cannot be read or decoded (a 403 of NUL bytes declared as gzip, as Exchange sends) is
+    kept as it came (or empty) rather than turning the answer into a dropped connection."""
+    try:
+        body: bytes = raw.read(decode_content=False) or b""
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        log.debug("a failure status whose body could not be read: %s", exc)
+        return b""
+    if (encoding or "").strip().lower() in ("gzip", "x-gzip", "deflate"):
+        try:  # bounded: an error body needs no more
+            return zlib.decompressobj(wbits=47).decompress(body, _ERROR_BODY_LIMIT)
+        except zlib.error:
+            log.debug("a failure status whose body is not the %s it says it is", encoding)
+    return body
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -278,7 +278,8 @@ class AdminApi:
             self.restricted: dict[str, set[str]] = {}
             self.delay = 0.0
             self.hang = False
-            self.nul_forbidden = False
+            #: 403s with a body of NUL bytes: True, or the Content-Encoding to declare for them ("gzip").
+            self.nul_forbidden: bool | str = False
             self.next_link_base: str | None = None
             self._cache.clear()
 
@@ -542,7 +543,9 @@ class AdminApi:
 
     def _forbidden(self, handler: _Handler, record: RecordedRequest, code: str, reason: str) -> None:
         if self.nul_forbidden:
-            handler.answer(record, 403, b"\x00" * 64, {}, content_type=None)
+            # What Exchange sends: NUL bytes, which a client that trusts Content-Encoding cannot decode.
+            declared = {"Content-Encoding": self.nul_forbidden} if isinstance(self.nul_forbidden, str) else {}
+            handler.answer(record, 403, b"\x00" * 64, declared, content_type=None)
             return
         headers = {"x-ms-diagnostics": f'{code};reason="{reason}";error_category="insufficient_permissions"'}
         body = json.dumps({"error": {"code": "Forbidden", "message": "Access is denied."}}).encode()
@@ -626,6 +629,8 @@ class AdminApi:
                 if only is None or only.lower() == cmdlet.lower()
             ]
         body_warnings = list(warnings) + [text for text, header in extra if not header]
+        if next_link and MORE_RESULTS_WARNING not in body_warnings:
+            body_warnings.append(MORE_RESULTS_WARNING)  # Exchange says so on every page with a next link
         header_warnings = [text for text, header in extra if header]
         host = headers.get("host") or f"127.0.0.1:{self.port}"
         parts = [
