@@ -16,6 +16,7 @@ import queue
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
@@ -128,6 +129,9 @@ class _Connection:
         self._closing = False
         self._closed = False
         self._pool_closed = threading.Event()
+        # Pipelines whose CREATE_PIPELINE pwsh has not acked yet, and those of them asked to stop.
+        self._awaiting_start: set[uuid.UUID] = set()
+        self._stop_pending: set[uuid.UUID] = set()
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self.executable = argv[0]
         self.process = spawn(argv)
@@ -192,6 +196,7 @@ class _Connection:
             raise error
         try:
             with self.client.lock:
+                self._awaiting_start.add(pipeline.id)
                 self.client.begin(pipeline)
                 self._flush()
         except BaseException as exc:
@@ -203,7 +208,12 @@ class _Connection:
     def stop(self, pipeline: RemotePipeline) -> None:
         with self.client.lock:
             if self.client.stop(pipeline):
-                self._send(Packet("Signal", pipeline.id))
+                if pipeline.id in self._awaiting_start:
+                    # pwsh drops a Signal that overtakes the pipeline's creation: send it once the
+                    # CREATE_PIPELINE data is acked (pwsh acks it just before the pipeline starts).
+                    self._stop_pending.add(pipeline.id)
+                else:
+                    self._send(Packet("Signal", pipeline.id))
 
     def kill(self, reason: str) -> None:
         """Kill pwsh's process tree; the running invocations fail with ``reason``."""
@@ -222,6 +232,10 @@ class _Connection:
             running = [p for p in list(self.client.pipelines.values()) if p.started and not p.finished]
             for pipeline in running:
                 self.stop(pipeline)
+                # Its reader raises this before the "stopped" outcome pwsh will send: not a success.
+                pipeline.items.put(
+                    TransportError(f"the session was closed while running {pipeline.invocation.description}")
+                )
             self._wait(lambda: all(p.finished for p in running), grace)
             self._send(Packet("Close", EMPTY_GUID))
             self._wait(self._pool_closed.is_set, grace)
@@ -312,7 +326,14 @@ class _Connection:
                 pipeline = self.client.pipelines.get(packet.guid)
                 if pipeline is not None:
                     self.client.forget(pipeline)
-        elif kind in ("DataAck", "SignalAck"):
+        elif kind == "DataAck":
+            with self.client.lock:
+                if packet.guid in self._awaiting_start:
+                    self._awaiting_start.discard(packet.guid)
+                    if packet.guid in self._stop_pending:
+                        self._stop_pending.discard(packet.guid)
+                        self._send(Packet("Signal", packet.guid))
+        elif kind == "SignalAck":
             pass
         else:
             raise ProtocolError(f"pwsh sent {kind}, a packet only clients send", data=packet.to_bytes())
