@@ -496,7 +496,13 @@ class Result:
             stream, value = next(self._items)
         except StopIteration:
             self._items = None
-            self._end(self._execution.outcome)
+            try:
+                self._end(self._execution.outcome)
+            except PswrapError:
+                raise
+            except BaseException as exc:  # Ctrl-C while a retry waited (Exchange's backoff)
+                self._interrupted(exc)
+                raise
             return
         except TransportError as exc:
             self._items = None

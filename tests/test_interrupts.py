@@ -140,3 +140,24 @@ def test_real_pwsh(real_session: Session, scenario: Any) -> None:
         # yet), so no record reaches on_record there; the Ctrl-C-while-waiting case covers one-shot.
         pytest.xfail("records arrive as output objects from a real one-shot pwsh")
     scenario(real_session)
+
+
+def test_ctrl_c_while_a_retry_waits_is_reported() -> None:
+    """Exchange's throttling backoff sleeps inside the result's restart hook: Ctrl-C there counts too."""
+    from pswrap import ErrorRecord, MockTransport, Outcome, Result
+
+    def failing(invocation: object) -> Iterator[Any]:
+        yield ("output", "partial")
+        yield Outcome("failed", error=ErrorRecord("Server is busy (429)"))
+
+    def restart(outcome: Outcome, result: Result) -> None:
+        raise KeyboardInterrupt  # as if Ctrl-C arrived during time.sleep(backoff)
+
+    with Session(MockTransport(failing)) as session:
+        invocation = session.command("Get-Mailbox")
+        result = Result(session.start(invocation), invocation, restart=restart)
+        with pytest.raises(KeyboardInterrupt):
+            result.wait()
+        with pytest.raises(InvocationInterrupted):
+            result.wait()
+        assert result.interrupted and result.output == ["partial"]
