@@ -313,6 +313,15 @@ class InvocationTimeout(TransportError, TimeoutError):
         super().__init__(message, partial=partial, stderr_tail=stderr_tail)
 
 
+class InvocationInterrupted(PswrapError):
+    """Reading the invocation's result was interrupted (Ctrl-C, an exception in ``on_record``), so
+    pswrap stopped the invocation. ``partial`` is the result: what arrived before stays readable."""
+
+    def __init__(self, message: str, *, partial: Any = None) -> None:
+        self.partial = partial
+        super().__init__(message)
+
+
 class PowerShellError(PswrapError):
     """PowerShell reported an error: a terminating error, or any error when asked to raise on errors."""
 

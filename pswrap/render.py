@@ -15,8 +15,12 @@ import contextvars
 import datetime as _dt
 import functools
 import math
+import numbers
+import operator
 import os
 import re
+import secrets
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +31,9 @@ from typing import Any, NoReturn
 
 import jinja2
 from jinja2 import BaseLoader, Environment, StrictUndefined, TemplateNotFound, Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from pswrap import _pscontext
 from pswrap.errors import RenderError
 from pswrap.objects import PSDateTime, PSObject, PSTimeSpan, Version
 from pswrap.secret import REDACTED, Secret
@@ -52,6 +58,7 @@ _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _DECIMAL_LIMIT = 2**96
+_BIGINT_BITS = 13_000  # about 3,900 digits: beyond, Python will not even write its decimal text
 _TICKS_PER_SECOND = 10_000_000
 _TEMPLATE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
@@ -84,19 +91,24 @@ def _literal(value: Any, active: set[int]) -> str:
         return "$null"
     if isinstance(value, bool):
         return "$true" if value else "$false"
-    if isinstance(value, int):  # PSEnum included: its integer value
-        number = int(value)
+    if isinstance(value, (int, numbers.Integral)):  # PSEnum, numpy integers: their integer value
+        number = operator.index(value)
         if _INT64_MIN <= number <= _INT64_MAX:
             return str(number)
+        if number.bit_length() > _BIGINT_BITS:
+            raise RenderError(f"an integer of {number.bit_length()} bits is too large to render")
         return f"[bigint]'{number}'"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "[double]::NaN"
-        if math.isinf(value):
-            return "[double]::PositiveInfinity" if value > 0 else "[double]::NegativeInfinity"
-        return repr(value)
     if isinstance(value, Decimal):
         return _decimal(value)
+    if isinstance(value, float) or (
+        isinstance(value, numbers.Real) and not isinstance(value, numbers.Rational)
+    ):  # numpy floats too: by value, never by their repr
+        real = float(value)
+        if math.isnan(real):
+            return "[double]::NaN"
+        if math.isinf(real):
+            return "[double]::PositiveInfinity" if real > 0 else "[double]::NegativeInfinity"
+        return float.__repr__(real)
     if isinstance(value, _dt.datetime):
         return _datetime(value)
     if isinstance(value, _dt.timedelta):
@@ -143,18 +155,33 @@ def _decimal(value: Decimal) -> str:
     if not value.is_finite():
         raise RenderError(f"System.Decimal has no {value}: use a float for NaN and infinities")
     # System.Decimal is a 96-bit integer scaled by 10**-0..28. Trailing zeros beyond that may go.
-    sign, digits, exponent = value.as_tuple()
+    # Work on the digit string, never on 10**exponent: Decimal('1E+999999999') must not hang.
+    sign, digit_tuple, exponent = value.as_tuple()
     assert isinstance(exponent, int)
-    coefficient = int("".join(map(str, digits)) or "0")
-    while exponent < 0 and (exponent < -28 or coefficient >= _DECIMAL_LIMIT) and coefficient % 10 == 0:
-        coefficient, exponent = coefficient // 10, exponent + 1
-    if exponent < -28 or coefficient * 10 ** max(exponent, 0) >= _DECIMAL_LIMIT:
+    digits = "".join(map(str, digit_tuple)).lstrip("0")
+    if not digits:  # zero, with the scale it had (at most 28 places)
+        return f"[decimal]'{Decimal((sign, (0,), min(max(exponent, -28), 0))):f}'"
+    zeros = len(digits) - len(digits.rstrip("0"))
+    # Drop the trailing zeros the scale or the size needs (never more than the scale allows).
+    drop = min(zeros, max(-exponent, 0), max(-28 - exponent, len(digits) - 29, 0))
+    digits, exponent = digits[: len(digits) - drop], exponent + drop
+    if exponent < 0 and len(digits) == 29 and digits.endswith("0") and int(digits) >= _DECIMAL_LIMIT:
+        digits, exponent = digits[:-1], exponent + 1
+    if (
+        exponent < -28
+        or len(digits) + max(exponent, 0) > 29
+        or int(digits) * 10 ** max(exponent, 0) >= _DECIMAL_LIMIT
+    ):
         raise RenderError(
-            f"{value} does not fit System.Decimal exactly (29 significant digits, 28 decimal places, "
+            f"{_short(str(value))} does not fit System.Decimal exactly (29 significant digits, 28 decimal places, "
             "magnitude below 7.9e28)"
         )
-    exact = Decimal((sign, tuple(int(d) for d in str(coefficient)), exponent))
+    exact = Decimal((sign, tuple(int(d) for d in digits), exponent))
     return f"[decimal]'{exact:f}'"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 60 else f"{text[:28]}…{text[-28:]}"
 
 
 def _datetime(value: _dt.datetime) -> str:
@@ -377,10 +404,46 @@ class _Withheld:
 
 
 class _RenderState:
-    """What one render records: the parameters the template declared."""
+    """What one render records: the parameters the template declared, and where each value went.
+
+    Each rendered value is preceded by a marker (a nonce no value can guess, and its number) until
+    the whole script is known and the marker's context (code, a string, a comment) checked.
+    """
 
     def __init__(self) -> None:
         self.declared: list[str] = []
+        self.nonce = secrets.token_hex(8)
+        self.values: list[tuple[str | None, int | None]] = []
+
+    def mark(self, literal: str) -> str:
+        self.values.append(_rendering_at())
+        return f"\ue000{self.nonce}{len(self.values) - 1}\ue001{literal}"
+
+    def unmark(self, text: str, default: str) -> str:
+        """``text`` without its markers; a :class:`RenderError` when a value landed where it could
+        change the script (a double-quoted string, a here-string, a comment)."""
+        pattern = re.compile(f"\ue000{self.nonce}(\\d+)\ue001")
+        parts: list[str] = []
+        places: dict[int, int] = {}
+        last = removed = 0
+        for match in pattern.finditer(text):
+            parts.append(text[last : match.start()])
+            places[match.start() - removed] = int(match.group(1))
+            removed += match.end() - match.start()
+            last = match.end()
+        parts.append(text[last:])
+        clean = "".join(parts)
+        for offset, context in sorted(_pscontext.contexts(clean, places).items()):
+            if context in _pscontext.UNSAFE:
+                template, line = self.values[places[offset]]
+                raise RenderError(
+                    f"a {{{{ }}}} value lands inside a {context}, where PowerShell would not read it as "
+                    "a literal (its quotes would end the string, a $(…) in it would run, a newline would "
+                    "end the comment): render it in code, e.g. assign it to a variable and use that",
+                    template=template or default,
+                    line=line,
+                )
+        return clean
 
 
 _STATE: contextvars.ContextVar[_RenderState | None] = contextvars.ContextVar("pswrap_render", default=None)
@@ -395,7 +458,8 @@ class Templates:
     def __init__(self, dirs: Iterable[str | os.PathLike[str]] = ()) -> None:
         self.dirs: tuple[Path, ...] = (*(Path(d) for d in dirs), builtin_template_dir())
         self._loader = _ScriptLoader(self.dirs)
-        self.environment = Environment(
+        # Sandboxed: a template cannot reach __class__, __globals__… to emit text around the literals.
+        self.environment = ImmutableSandboxedEnvironment(
             loader=self._loader,
             undefined=StrictUndefined,
             autoescape=False,
@@ -488,6 +552,7 @@ class Templates:
             raise RenderError(f"{type(exc).__name__}: {exc}", template=where, line=line) from exc
         finally:
             _STATE.reset(token)
+        text = state.unmark(text, name)
         if state.declared and not _PARAM_FIRST_RE.match(text):
             raise RenderError(
                 "param_block(…) must come first in the script (only comments may precede it): "
@@ -524,14 +589,29 @@ _PARAM_FIRST_RE = re.compile(r"\A(?:\s|#[^\n]*(?:\n|\Z)|<#.*?#>)*param\(", re.DO
 
 
 def _finalize(value: Any) -> _Code:
-    """What every ``{{ expression }}`` goes through: vouched-for code as is, anything else a literal."""
+    """What every ``{{ expression }}`` goes through: vouched-for code as is, anything else a literal
+    (marked, so that its place in the script can be checked once the script is complete)."""
     if isinstance(value, _Code):
         return value
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()
     if isinstance(value, _Withheld):
         value.fail()
-    return _Code(ps_literal(value))
+    literal = ps_literal(value)
+    state = _STATE.get()
+    return _Code(literal if state is None else state.mark(literal))
+
+
+def _rendering_at() -> tuple[str | None, int | None]:
+    """The template and line being rendered now (the innermost template frame on the stack)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        template = frame.f_globals.get("__jinja_template__")
+        if template is not None:
+            name = _template_name(template.filename) or template.name
+            return name, template.get_corresponding_lineno(frame.f_lineno)
+        frame = frame.f_back  # type: ignore[assignment]
+    return None, None
 
 
 def _flag(value: Any) -> bool:

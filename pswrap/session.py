@@ -23,7 +23,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
-from pswrap.errors import ConfigError, InvocationNotStarted, PowerShellError, PswrapError, TransportError
+from pswrap.errors import (
+    ConfigError,
+    InvocationInterrupted,
+    InvocationNotStarted,
+    PowerShellError,
+    PswrapError,
+    TransportError,
+)
 from pswrap.objects import (
     DebugRecord,
     ErrorRecord,
@@ -42,6 +49,7 @@ __all__ = ["Result", "Session", "get_transport"]
 #: PowerShell's records are logged here: warnings at WARNING, errors at ERROR, verbose and debug at
 #: DEBUG, information at INFO.
 powershell_log = get_logger("pswrap.powershell")
+log = get_logger(__name__)
 # A library does not print unless the application configures logging.
 get_logger("pswrap").addHandler(logging.NullHandler())
 
@@ -457,6 +465,11 @@ class Result:
         return None if self._outcome is None else self._outcome.exit_code
 
     @property
+    def interrupted(self) -> bool:
+        """Whether reading was interrupted (Ctrl-C…) and pswrap stopped the invocation."""
+        return isinstance(self._failure, InvocationInterrupted)
+
+    @property
     def produced_output(self) -> bool:
         """Whether any output object has arrived yet."""
         return bool(self._output)
@@ -492,7 +505,13 @@ class Result:
             stream, value = next(self._items)
         except StopIteration:
             self._items = None
-            self._end(self._execution.outcome)
+            try:
+                self._end(self._execution.outcome)
+            except PswrapError:
+                raise
+            except BaseException as exc:  # Ctrl-C while a retry waited (Exchange's backoff)
+                self._interrupted(exc)
+                raise
             return
         except TransportError as exc:
             self._items = None
@@ -500,6 +519,9 @@ class Result:
             exc.partial = self
             self._failure = exc
             return
+        except BaseException as exc:  # Ctrl-C while waiting: stop the invocation, say so, re-raise
+            self._interrupted(exc)
+            raise
         if stream == "output":
             self._output.append(value)
             return
@@ -513,7 +535,26 @@ class Result:
                 level, "%s: %s", self.invocation.description, value.message, extra={"pswrap_record": value}
             )
         if self._on_record is not None:
-            self._on_record(value)
+            try:
+                self._on_record(value)
+            except BaseException as exc:
+                self._interrupted(exc)
+                raise
+
+    def _interrupted(self, cause: BaseException) -> None:
+        """Reading stopped half way: stop the invocation so the session is free for the next call."""
+        self._items = None
+        try:
+            self._execution.stop()
+        except Exception as exc:  # the session may be broken already; the caller's interrupt matters more
+            log.debug("stopping %s after an interrupt failed: %s", self.invocation.description, exc)
+        self._outcome = Outcome("stopped")
+        self._failure = InvocationInterrupted(
+            f"reading the result of {self.invocation.description} was interrupted "
+            f"({type(cause).__name__}), so pswrap stopped it; what arrived before is kept",
+            partial=self,
+        )
+        self._failure_raised = False
 
     def _end(self, outcome: Outcome | None) -> None:
         if outcome is not None and outcome.state == "failed" and self._restart is not None:

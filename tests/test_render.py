@@ -296,7 +296,7 @@ def test_param_block_may_follow_comments(tmp_path: Path) -> None:
         ("{{ 'literal in the template' }}", "'literal in the template'"),
         ("{{ [x, 1] }}", "@('a’’b', 1)"),
         ("{{ n + 1 }}", "42"),
-        ("{% autoescape true %}{{ x ~ '&<' }}{{ [x] | join }}{% endautoescape %}", "'a’’b&<''a’’b'"),
+        ("{% autoescape true %}{{ x ~ '&<' }} {{ [x] | join }}{% endautoescape %}", "'a’’b&<' 'a’’b'"),
         ("{% autoescape true %}{{ y }}{% endautoescape %}", "'a''\nStop-Computer &#39;'"),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from pswrap import (
     PowerShellError,
     Secret,
     Session,
+    TransportError,
     WarningRecord,
 )
 from pswrap.auth import AccessToken, decode_claims
@@ -753,3 +755,14 @@ def test_the_token_never_reaches_logs_errors_or_reprs(
     assert (
         adminapi.requests[0].header("Authorization") == f"Bearer {secrets[0]}"
     )  # it did travel, in the header
+
+
+def test_close_fails_a_call_it_cut_short(rest_transport: Make, adminapi: AdminApi) -> None:
+    session = Session(rest_transport(page_size=5, prefetch=False))
+    result = session.invoke("Get-Mailbox", ResultSize="Unlimited")
+    objects = iter(result)
+    taken = [next(objects) for _ in range(3)]
+    threading.Thread(target=session.close).start()
+    with pytest.raises(TransportError, match="closed while running Get-Mailbox"):
+        list(objects)
+    assert result.output == taken

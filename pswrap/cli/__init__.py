@@ -16,8 +16,10 @@ class _WarningsToStderr(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if hasattr(record, "pswrap_record"):
             return
+        from pswrap.cli.output import visible
+
         label = "error" if record.levelno >= logging.ERROR else "warning"
-        click.echo(f"{label}: {self.format(record)}", err=True)
+        click.echo(visible(f"{label}: {self.format(record)}", keep="\n"), err=True)
 
 
 def _show_warnings() -> None:

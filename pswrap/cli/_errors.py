@@ -45,7 +45,9 @@ def exit_code(error: BaseException) -> int:
 
 def message(error: BaseException) -> str:
     """The error's text in the command line's words (``--pwsh``, not ``pwsh='…'``)."""
+    from pswrap.cli.output import visible  # messages can quote data: no terminal escapes from it
+
     text = str(error)
     for python, cli in _CLI_WORDS:
         text = text.replace(python, cli)
-    return text
+    return visible(text, keep="\n")

@@ -9,14 +9,16 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
+from pswrap.cli._views import MAX_TABLE_PROPERTIES, view_columns
 from pswrap.objects import PSObject, Record, to_jsonable
 
 FORMATS = ("table", "json", "ndjson", "csv")
-#: A table wider than this shows the first columns and says how many it left out.
-TABLE_COLUMNS = 8
+# No column is squeezed below this many characters (or its widest value): past that, a list instead.
+_MIN_COLUMN = 10
 
 
 def write(
@@ -29,7 +31,7 @@ def write(
 ) -> int:
     """Write ``values`` to ``out`` in ``fmt``; return how many were written."""
     out = _escaping(out)
-    if select:
+    if select and fmt != "table":
         values = (_select(v, select) for v in values)
     if fmt == "ndjson":
         return _ndjson(values, out)
@@ -38,7 +40,7 @@ def write(
     if fmt == "csv":
         return _csv(list(values), out)
     if fmt == "table":
-        return _table(list(values), out, console_width)
+        return _table(list(values), out, console_width, select)
     raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
 
 
@@ -129,9 +131,9 @@ def _csv(values: list[Any], out: TextIO) -> int:
     if not columns:
         return 0
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
+    writer.writerow([visible(c) for c in columns])
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
+        writer.writerow([visible(_cell(row.get(c)), keep="\t\n\r") for c in columns])
     return len(rows)
 
 
@@ -165,29 +167,80 @@ def _table_row(value: Any) -> dict[str, Any]:
     return {"Value": value}
 
 
-def _table(values: list[Any], out: TextIO, width: int | None) -> int:
+def _default_columns(values: list[Any], rows: list[dict[str, Any]]) -> tuple[list[str], bool]:
+    """The columns to show and whether a table suits them (else a list), as PowerShell decides."""
+    first = values[0]
+    view = view_columns(first.type_names) if isinstance(first, PSObject) else None
+    present = _columns(rows)
+    folded = {name.casefold(): name for name in present}
+    if view is not None and all(name.casefold() in folded for name in view):
+        return [folded[name.casefold()] for name in view], True
+    return present, len(present) <= MAX_TABLE_PROPERTIES
+
+
+def _table(values: list[Any], out: TextIO, width: int | None, select: Sequence[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    rows = [_table_row(v) for v in values]
-    columns = _columns(rows)
-    console = Console(file=out, width=width, highlight=False, soft_wrap=False)
-    if not rows:
+    if not values:
         return 0
-    shown = columns[:TABLE_COLUMNS]
+    rows = [_table_row(v) for v in values]
+    if select:
+        columns, as_table = list(select), True
+    else:
+        columns, as_table = _default_columns(values, rows)
+    cells = [[visible(_display(_get(row, c))) for c in columns] for row in rows]
+    console = Console(file=out, width=width, highlight=False, soft_wrap=False, markup=False, emoji=False)
+    minimums = [min(max([len(c)] + [len(r[i]) for r in cells]), _MIN_COLUMN) for i, c in enumerate(columns)]
+    if not as_table or sum(minimums) + 3 * len(columns) + 1 > console.width:
+        _list(columns, cells, out)
+        return len(rows)
     table = Table(show_header=True, header_style="bold", show_lines=False)
-    for column in shown:
-        table.add_column(column, overflow="ellipsis", no_wrap=True, max_width=48)
-    for row in rows:
-        table.add_row(*(_display(row.get(c)) for c in shown))
+    for column, minimum in zip(columns, minimums, strict=True):
+        table.add_column(
+            Text(visible(column)), overflow="ellipsis", no_wrap=True, min_width=minimum, max_width=48
+        )
+    for row_cells in cells:
+        table.add_row(*(Text(cell) for cell in row_cells))
     console.print(table)
-    if len(columns) > len(shown):
-        hidden = columns[len(shown) :]
+    hidden = [c for c in _columns(rows) if c.casefold() not in {s.casefold() for s in columns}]
+    if hidden and not select:
+        note = f"{len(hidden)} more properties (pick with --select, or use --format json): "
         console.print(
-            f"[dim]{len(hidden)} more columns not shown (pick with --select, or use --format json): "
-            f"{', '.join(hidden[:10])}{', …' if len(hidden) > 10 else ''}[/dim]"
+            Text(visible(note + ", ".join(hidden[:10]) + (", …" if len(hidden) > 10 else "")), style="dim")
         )
     return len(rows)
+
+
+def _list(columns: Sequence[str], cells: list[list[str]], out: TextIO) -> None:
+    """Each object as ``Name : value`` lines, like Format-List: nothing is cut to fit a width."""
+    width = max((len(c) for c in columns), default=0)
+    for index, row_cells in enumerate(cells):
+        if index:
+            out.write("\n")
+        for column, cell in zip(columns, row_cells, strict=True):
+            out.write(f"{visible(column):<{width}} : {cell}\n")
+    out.flush()
+
+
+def _get(row: Mapping[str, Any], name: str) -> Any:
+    if name in row:
+        return row[name]
+    folded = name.casefold()
+    return next((v for k, v in row.items() if k.casefold() == folded), None)
+
+
+# C0 and C1 control characters and DEL: an escape sequence in data must not drive the terminal.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def visible(text: str, keep: str = "") -> str:
+    """``text`` with control characters (other than those in ``keep``) written as escapes: ``\\x1b``."""
+    return _CONTROL.sub(
+        lambda m: m.group() if m.group() in keep else _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}"), text
+    )
 
 
 def _select(value: Any, names: Sequence[str]) -> Any:
@@ -206,8 +259,8 @@ def describe(record: Record) -> str:
     """One line for a person: ``WARNING: text``."""
     if record.stream == "progress":
         activity = getattr(record, "activity", "")
-        return f"PROGRESS: {activity} {record.message}".rstrip()
-    return f"{record.stream.upper()}: {record.message}"
+        return visible(f"PROGRESS: {activity} {record.message}".rstrip())
+    return visible(f"{record.stream.upper()}: {record.message}", keep="\n")
 
 
 def iter_lines(records: Iterable[Record]) -> Iterator[str]:

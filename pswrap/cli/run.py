@@ -266,9 +266,9 @@ def run(
             failed = bool(result.errors)
     except PowerShellError as exc:
         progress.close()
-        click.echo(f"ERROR: {exc.record.message}", err=True)
+        click.echo(output.visible(f"ERROR: {exc.record.message}", keep="\n"), err=True)
         if exc.record.error_id:
-            click.echo(f"  ({exc.record.category}, {exc.record.error_id})", err=True)
+            click.echo(output.visible(f"  ({exc.record.category}, {exc.record.error_id})"), err=True)
         sys.exit(1)
     except PswrapError as exc:
         progress.close()

@@ -96,6 +96,9 @@ class OutOfProcConnection:
         self._window_lock = threading.Lock()
         self._unacked: set[uuid.UUID] = set()
         self._held: dict[uuid.UUID, collections.deque[bytes]] = {}
+        # Pipelines whose CREATE_PIPELINE pwsh has not acked yet, and those of them asked to stop.
+        self._awaiting_start: set[uuid.UUID] = set()
+        self._stop_pending: set[uuid.UUID] = set()
         self.pipe = pipe
         tag = pipe.tag
         self._threads = [
@@ -153,6 +156,7 @@ class OutOfProcConnection:
             raise error
         try:
             with self.client.lock:
+                self._awaiting_start.add(pipeline.id)
                 self.client.begin(pipeline)
                 self._flush()
         except BaseException as exc:
@@ -164,7 +168,12 @@ class OutOfProcConnection:
     def stop(self, pipeline: RemotePipeline) -> None:
         with self.client.lock:
             if self.client.stop(pipeline):
-                self._send(Packet("Signal", pipeline.id))
+                if pipeline.id in self._awaiting_start:
+                    # pwsh drops a Signal that overtakes the pipeline's creation: send it once the
+                    # CREATE_PIPELINE data is acked (pwsh acks it just before the pipeline starts).
+                    self._stop_pending.add(pipeline.id)
+                else:
+                    self._send(Packet("Signal", pipeline.id))
 
     def kill(self, reason: str) -> None:
         """End the peer (pwsh's process tree, or the channel); the running invocations fail with ``reason``."""
@@ -183,6 +192,10 @@ class OutOfProcConnection:
             running = [p for p in list(self.client.pipelines.values()) if p.started and not p.finished]
             for pipeline in running:
                 self.stop(pipeline)
+                # Its reader raises this before the "stopped" outcome pwsh will send: not a success.
+                pipeline.items.put(
+                    TransportError(f"the session was closed while running {pipeline.invocation.description}")
+                )
             self._wait(lambda: all(p.finished for p in running), grace)
             self._send(Packet("Close", EMPTY_GUID))
             self._wait(self._pool_closed.is_set, grace)
@@ -307,6 +320,12 @@ class OutOfProcConnection:
                     self.client.forget(pipeline)
         elif kind == "DataAck":
             self._data_acked(packet.guid)
+            with self.client.lock:
+                if packet.guid in self._awaiting_start:
+                    self._awaiting_start.discard(packet.guid)
+                    if packet.guid in self._stop_pending:
+                        self._stop_pending.discard(packet.guid)
+                        self._send(Packet("Signal", packet.guid))
         elif kind == "SignalAck":
             pass
         else:

@@ -631,6 +631,10 @@ class Shell:
             running = [p for p in list(self.client.pipelines.values()) if not p.finished]
             for pipeline in running:
                 self.stop(pipeline)
+                # Its reader raises this before the "stopped" outcome the host will send: not a success.
+                pipeline.items.put(
+                    TransportError(f"the session was closed while running {pipeline.invocation.description}")
+                )
             self.wait(lambda: all(p.finished for p in running), grace)
         self.client.fail_all(
             lambda p: TransportError(f"the session was closed while running {p.invocation.description}")

@@ -185,6 +185,7 @@ class _OneShotExecution(Execution):
         self._terminating: Any = None
         self._stdout_seen = False
         self._stopped = False
+        self._closed = False
         self._timed_out = False
         self._outcome: Outcome | None = None
         self._done = False
@@ -208,6 +209,7 @@ class _OneShotExecution(Execution):
 
     def abort(self) -> None:
         """Kill the process (if still running) and join the threads: the transport is closing."""
+        self._closed = True
         self.stop()
         self._finish()
 
@@ -232,6 +234,9 @@ class _OneShotExecution(Execution):
                     yield item
             code = self._finish()
             self._outcome = self._conclude(code, ended)
+        except BaseException:
+            self.stop()  # the reader gave up (Ctrl-C…): end pwsh now rather than wait for it
+            raise
         finally:
             self._finish()
 
@@ -244,6 +249,10 @@ class _OneShotExecution(Execution):
                 f"{invocation.description} did not finish within its timeout of {limit:g} s; pswrap killed pwsh",
                 timeout=limit,
                 stderr_tail=tail,
+            )
+        if self._stopped and self._closed:
+            raise TransportError(
+                f"the session was closed while running {invocation.description}", stderr_tail=tail
             )
         if self._stopped:
             return Outcome("stopped")

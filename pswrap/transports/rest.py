@@ -66,6 +66,7 @@ from pswrap.errors import (
     InvocationTimeout,
     ProtocolError,
     TokenError,
+    TransportError,
 )
 from pswrap.objects import ErrorRecord, WarningRecord
 from pswrap.secret import get_logger, protect_loggers
@@ -267,7 +268,7 @@ class RestTransport(Transport):
             running = list(self._running)
             http, self._http = self._http, None
         for execution in running:
-            execution.stop()
+            execution.close()
         with self._lock:
             fetchers, self._fetchers = self._fetchers, []
         for thread in fetchers:  # a page still being fetched ahead: let its request end
@@ -481,6 +482,7 @@ class _RestExecution(Execution):
             "connection-id": transport.connection_id,
         }
         self._stopped = threading.Event()
+        self._closed = False
         self._outcome: Outcome | None = None
         self._started = False
         self._first: _Prefetch | None = None
@@ -504,6 +506,11 @@ class _RestExecution(Execution):
         """Hand out no more objects and ask for no further page (a request in flight is not cut short);
         the outcome is ``stopped``."""
         self._stopped.set()
+
+    def close(self) -> None:
+        """Stop it because the transport is closing: reading it then fails instead of ending ``stopped``."""
+        self._closed = True
+        self.stop()
 
     def __repr__(self) -> str:
         return f"<RestExecution {self.cmdlet}: {self.pages} pages, {self.requests} requests>"
@@ -569,6 +576,8 @@ class _RestExecution(Execution):
         except _CmdletFailed as failure:
             self._outcome = Outcome("failed", error=failure.record)
         except _Stopped:
+            if self._closed:
+                raise TransportError(f"the session was closed while running {self.cmdlet}") from None
             self._outcome = Outcome("stopped")
         except InvocationTimeout:
             self._outcome = Outcome("stopped")
