@@ -36,7 +36,8 @@ SSHD = shutil.which("sshd") or next(
 )
 SSH_KEYGEN = shutil.which("ssh-keygen")
 REQUIRED = os.environ.get("PSWRAP_REQUIRE_SSHD", "") not in ("", "0")
-ENTRY = Path(__file__).resolve().parent / "standins" / "powershell" / "entry.py"
+ROOT = Path(__file__).resolve().parent.parent
+ENTRY = ROOT / "tests" / "standins" / "powershell" / "entry.py"
 STANDIN_ENV = "PSWRAP_STANDIN_CONFIG"
 
 
@@ -102,6 +103,27 @@ def descendants(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+def kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def watch(argv: list[str]) -> None:
+    """Run ``argv`` until stdin closes, then kill it and everything it started (the watchdog)."""
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    try:
+        sys.stdin.buffer.read()
+    finally:
+        kill_all([*descendants(process.pid), process.pid])
+        process.wait()
+
+
+_WATCHDOG = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from tests.sshserver import watch; watch(sys.argv[2:])"
+)
 
 
 class SSHServer:
@@ -199,9 +221,15 @@ class SSHServer:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
         config = self.dir / "sshd_config"
         config.write_text(self.config_text())
+        seen = len(self.log.read_bytes()) if self.log.exists() else 0
         log = self.log.open("ab")
+        # A watchdog runs sshd and ends it (and its sessions) when this process's pipe to it closes:
+        # sshd stops even if the test process is killed.
         self.process = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            [sys.executable, "-c", _WATCHDOG, str(ROOT), SSHD, "-D", "-e", "-f", str(config)],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.PIPE,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -209,7 +237,7 @@ class SSHServer:
                 raise RuntimeError(
                     f"sshd exited with {self.process.returncode}: {self.log.read_text()[-2000:]}"
                 )
-            if f"port {self.port}" in self.log.read_text(errors="replace"):
+            if f"port {self.port}".encode() in self.log.read_bytes()[seen:]:
                 return
             time.sleep(0.05)
         raise RuntimeError(f"sshd did not start listening: {self.log.read_text()[-2000:]}")
@@ -219,9 +247,9 @@ class SSHServer:
         process, self.process = self.process, None
         if process is None:
             return
-        for pid in [process.pid, *descendants(process.pid)]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_all(descendants(process.pid))
+        assert process.stdin is not None
+        process.stdin.close()
         process.wait(timeout=30)
 
     def restart(self) -> None:
