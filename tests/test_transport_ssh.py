@@ -421,6 +421,12 @@ def test_a_subsystem_that_never_opens_the_session(ssh_standin: PwshStandin, ssh_
     with pytest.raises(TransportError, match="did not open a PowerShell session within 2 s"):
         transport.open()
     transport.close()
+    # The host did start it (sshd may do so late on a loaded machine: wait, so that the next test's
+    # stand-in configuration is not the one it reads).
+    deadline = time.monotonic() + 30
+    while not ssh_standin.processes() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(ssh_standin.processes()) == 1
     assert_no_ssh_threads(before)
 
 
