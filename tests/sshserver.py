@@ -270,6 +270,7 @@ class TcpProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.listener.getsockname()[1]
         self.upstream_bytes = 0
+        self.captured = bytearray()  # what clients sent, as it crossed the network
         self._pairs: list[tuple[socket.socket, socket.socket, threading.Event]] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -296,6 +297,7 @@ class TcpProxy:
                     continue  # swallowed
                 if up:
                     self.upstream_bytes += len(data)
+                    self.captured += data
                 sink.sendall(data)
         except OSError:
             pass
