@@ -172,6 +172,16 @@ class SSHServer:
     def fingerprint(self, kind: str = "ed25519") -> str:
         return fingerprint_of(self.host_keys[kind].with_suffix(".pub"))
 
+    @property
+    def env_file(self) -> Path:
+        return self.dir / "subsystem.env"
+
+    def subsystem_env(self, **variables: str) -> None:
+        """Environment variables for the real pwsh subsystem's next sessions (none: clear them)."""
+        import shlex
+
+        self.env_file.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in variables.items()))
+
     def _write_wrappers(self) -> None:
         home = os.environ.get("HOME", "/root")
         real = realpwsh.PWSH
@@ -185,6 +195,7 @@ class SSHServer:
             lines["powershell"] = (
                 f"export PATH='{path}' HOME='{home}'\n"
                 + (f"export DOTNET_ROOT='{dotnet}'\n" if dotnet else "")
+                + f"[ -f '{self.env_file}' ] && . '{self.env_file}'\n"
                 + f"exec '{real}' -sshs -NoLogo -NoProfile"
             )
         self.subsystems: dict[str, Path] = {}

@@ -8,19 +8,27 @@ seconds to start.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pswrap import InvocationTimeout, Secret, Session, SSHTransport, TransportError
+from pswrap import ExchangeOnline, InvocationTimeout, Secret, Session, SSHTransport, TransportError
+from pswrap.config import Settings
 from tests import session_scenarios as scenarios
+from tests.fixtures.exchange_pwsh import ModulePaths
 from tests.sshserver import SSHServer
+from tests.standins import exchange_data as xd
+from tests.standins import exchange_module
+
+if TYPE_CHECKING:
+    from tests.fixtures.idp import ConfiguredIdentityProvider
 
 pytestmark = [pytest.mark.real_pwsh, pytest.mark.usefixtures("real_pwsh")]
 
@@ -153,3 +161,45 @@ def test_a_secret_parameter_is_not_in_the_hosts_argv_environment_or_logs(
         assert CANARY.encode() not in exposed
         assert result.output == [pid, len(CANARY)]
     assert CANARY not in "\n".join(r.getMessage() for r in caplog.records)
+
+
+def test_exchange_online_end_to_end_on_the_hosts_real_pwsh(
+    sshd: SSHServer,
+    idp: ConfiguredIdentityProvider,
+    idp_settings: Callable[..., Settings],
+    exchange_module_paths: ModulePaths,
+    tmp_path: Path,
+) -> None:
+    """The test ExchangeOnlineManagement module (it checks the token's signature, audience, role and
+    tenant in .NET) on the host's PSModulePath: connect once with the token as a PSRP parameter."""
+    journal = tmp_path / "journal.jsonl"
+    exchange_module.configure(
+        exchange_module_paths.current,
+        exchange_module.ModuleConfig(
+            tenants=[{"id": idp.tenant.id, "domain": idp.tenant.domain}], jwks=idp.jwks, journal=str(journal)
+        ),
+    )
+    sshd.subsystem_env(PSModulePath=str(exchange_module_paths.current))
+    options: dict[str, Any] = {
+        "host": f"{sshd.user}@127.0.0.1",
+        "port": sshd.port,
+        "key_file": sshd.client_key,
+        "known_hosts": sshd.dir / "known_hosts",
+        "agent": False,
+    }
+    try:
+        with ExchangeOnline(idp_settings(), transport="ssh", timeout=120, **options) as exo:
+            names = [m.Name for m in exo.invoke("Get-Mailbox", ResultSize="Unlimited")]
+            assert names == [xd.alias(i) for i in range(12)]
+            (mailbox,) = exo.invoke("Get-Mailbox", Identity=xd.alias(3))
+            assert mailbox.is_a("Microsoft.Exchange.Data.Directory.Management.Mailbox")
+            assert exo.connects == 1
+            token = exo.token
+            assert token is not None
+    finally:
+        sshd.subsystem_env()
+    events = [json.loads(line) for line in journal.read_text().splitlines() if line]
+    connects = [e for e in events if e["event"] == "connect"]
+    assert len(connects) == 1 and connects[0]["ok"]
+    assert len({e["pid"] for e in events}) == 1  # one pwsh on the host for all of it
+    assert token.token.reveal() not in journal.read_text()
