@@ -106,7 +106,7 @@ def test_settings_are_immutable_and_never_pickled() -> None:
         ({"authority": "https://login.microsoftonline.com/contoso"}, "the tenant goes in the tenant setting"),
         ({"refresh_margin": 4000}, "out of range"),
         ({"timeout": 0}, "out of range"),
-        ({"transport": "ssh"}, "not one of local, oneshot, winrm, rest"),
+        ({"transport": "telnet"}, "not one of local, oneshot, winrm, ssh, rest"),
     ],
 )
 def test_bad_arguments_are_named(arguments: dict[str, object], message: str) -> None:

@@ -530,3 +530,24 @@ def test_the_timeout_of_a_host_that_ignores_stop_closes_the_connection(
         assert result.output == [1]
         assert session.invoke("Write-Output", "next").output == ["next"]
         assert transport.connections_opened == 2
+
+
+def test_a_password_login_as_an_unprivileged_user(
+    sshd: SSHServer, ssh_options: SSHOptions, ssh_user: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The login itself (this test Python may not be runnable by another user, so no session is opened)."""
+    caplog.set_level(logging.DEBUG)
+    name, password = ssh_user
+    options = ssh_options(
+        host=f"{name}@127.0.0.1", key_file=None, password=Secret(password), subsystem="nopwsh"
+    )
+    report: dict[str, str] = {}
+    SSHTransport(**options).connect_pipe(report).release()
+    assert report["login"] == "password"
+    assert f"Accepted password for {name} from 127.0.0.1" in sshd.log_text()
+    wrong = ssh_options(host=f"{name}@127.0.0.1", key_file=None, password=Secret("not-" + password))
+    with pytest.raises(SSHAuthenticationError) as caught:
+        SSHTransport(**wrong).open()
+    assert caught.value.tried == ("password",) and "tried password" in str(caught.value)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert password not in logged and password not in str(caught.value) and password not in sshd.log_text()
