@@ -551,3 +551,43 @@ def test_a_password_login_as_an_unprivileged_user(
     assert caught.value.tried == ("password",) and "tried password" in str(caught.value)
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert password not in logged and password not in str(caught.value) and password not in sshd.log_text()
+
+
+# --- options ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"host": "https://runner"}, "not a host name, user@host\\[:port\\] or an ssh:// URL"),
+        ({"host": "ssh://svc:pw@runner"}, "no path, no password"),
+        ({"host": "runner", "port": 70000}, "is not a TCP port"),
+        ({"host": "ssh://runner:2222", "port": 22}, "says port 2222 but port is 22"),
+        ({"host": "a@runner", "username": "b"}, "names user 'a' but username is 'b'"),
+        ({"host": "runner", "host_key_fingerprint": "MD5:ab:cd"}, "not a SHA256 fingerprint"),
+        ({"host": "runner", "passphrase": "x"}, "a passphrase is set but no key_file is"),
+        ({"host": "runner", "key_file": "/nonexistent/key"}, "is not a file"),
+        ({"host": "runner", "subsystem": "power shell"}, "is not a subsystem name"),
+        ({"host": "runner", "pool_size": 0}, "pool_size must be a whole number of at least 1"),
+        ({"host": "runner", "connect_timeout": 0}, "connect_timeout must be a positive number"),
+        ({"host": "runner", "proxy_jump": "http://jump"}, "is not a host name"),
+    ],
+)
+def test_bad_options_are_named(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SSHTransport(**options)  # type: ignore[arg-type]
+
+
+def test_a_host_in_every_spelling() -> None:
+    for spelling in ("ssh://svc@runner:2222", "svc@runner:2222", "runner"):
+        transport = SSHTransport(spelling, username="svc", port=2222 if spelling == "runner" else None)
+        assert transport.url == "ssh://svc@runner:2222"
+    assert SSHTransport("[::1]:2200", username="u").url == "ssh://u@[::1]:2200"
+
+
+def test_a_host_that_refuses_the_connection(ssh_options: SSHOptions) -> None:
+    silent = SilentListener()
+    port = silent.port
+    silent.close()  # nothing listens there any more
+    with pytest.raises(SSHError, match=f"could not connect to .*127.0.0.1:{port}"):
+        SSHTransport(**ssh_options(port=port)).open()
