@@ -312,6 +312,16 @@ def _load_key(endpoint: Endpoint) -> paramiko.PKey:
 
 
 def _authenticate(transport: paramiko.Transport, endpoint: Endpoint) -> str:
+    """Log in; the method that worked. Keys first (the key file, then the agent's), then the password."""
+    agents: list[paramiko.Agent] = []
+    try:
+        return _log_in(transport, endpoint, agents)
+    finally:
+        for agent in agents:  # its keys sign through it, so it stays open until the login is over
+            agent.close()
+
+
+def _log_in(transport: paramiko.Transport, endpoint: Endpoint, agents: list[paramiko.Agent]) -> str:
     import paramiko
 
     user = endpoint.username
@@ -333,6 +343,7 @@ def _authenticate(transport: paramiko.Transport, endpoint: Endpoint) -> str:
         use_agent = bool(os.environ.get("SSH_AUTH_SOCK")) and endpoint.key_file is None
     if use_agent:
         agent = paramiko.Agent()
+        agents.append(agent)
         keys.extend(("the agent", key) for key in agent.get_keys())
     for source, key in keys:
         if offered and "publickey" not in offered:
