@@ -130,8 +130,8 @@ class Session:
     """A PowerShell session: a transport plus what pswrap does with the results.
 
     ``transport``: ``"local"`` (a persistent ``pwsh -s``, the default), ``"oneshot"`` (one ``pwsh``
-    per call), ``"winrm"`` (a remote host; its options, such as ``host``, ``username`` and ``password``,
-    go in ``transport_options``), ``"rest"`` (Exchange's admin REST API, no pwsh) or a
+    per call), ``"winrm"`` or ``"ssh"`` (a remote host; its options, such as ``host``, ``username`` and
+    ``password``, go in ``transport_options``), ``"rest"`` (Exchange's admin REST API, no pwsh) or a
     :class:`Transport` object. ``pwsh`` and ``pool_size`` configure the local ones. ``timeout``
     (seconds) applies to every invocation unless a call gives its own. ``on_record`` is called with
     every record of the other streams as it arrives; records are also logged on

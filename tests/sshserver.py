@@ -36,7 +36,8 @@ SSHD = shutil.which("sshd") or next(
 )
 SSH_KEYGEN = shutil.which("ssh-keygen")
 REQUIRED = os.environ.get("PSWRAP_REQUIRE_SSHD", "") not in ("", "0")
-ENTRY = Path(__file__).resolve().parent / "standins" / "powershell" / "entry.py"
+ROOT = Path(__file__).resolve().parent.parent
+ENTRY = ROOT / "tests" / "standins" / "powershell" / "entry.py"
 STANDIN_ENV = "PSWRAP_STANDIN_CONFIG"
 
 
@@ -104,6 +105,27 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def watch(argv: list[str]) -> None:
+    """Run ``argv`` until stdin closes, then kill it and everything it started (the watchdog)."""
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    try:
+        sys.stdin.buffer.read()
+    finally:
+        kill_all([*descendants(process.pid), process.pid])
+        process.wait()
+
+
+_WATCHDOG = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from tests.sshserver import watch; watch(sys.argv[2:])"
+)
+
+
 class SSHServer:
     """One sshd with its own directory, keys and configuration."""
 
@@ -150,6 +172,16 @@ class SSHServer:
     def fingerprint(self, kind: str = "ed25519") -> str:
         return fingerprint_of(self.host_keys[kind].with_suffix(".pub"))
 
+    @property
+    def env_file(self) -> Path:
+        return self.dir / "subsystem.env"
+
+    def subsystem_env(self, **variables: str) -> None:
+        """Environment variables for the real pwsh subsystem's next sessions (none: clear them)."""
+        import shlex
+
+        self.env_file.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in variables.items()))
+
     def _write_wrappers(self) -> None:
         home = os.environ.get("HOME", "/root")
         real = realpwsh.PWSH
@@ -163,6 +195,7 @@ class SSHServer:
             lines["powershell"] = (
                 f"export PATH='{path}' HOME='{home}'\n"
                 + (f"export DOTNET_ROOT='{dotnet}'\n" if dotnet else "")
+                + f"[ -f '{self.env_file}' ] && . '{self.env_file}'\n"
                 + f"exec '{real}' -sshs -NoLogo -NoProfile"
             )
         self.subsystems: dict[str, Path] = {}
@@ -199,9 +232,15 @@ class SSHServer:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
         config = self.dir / "sshd_config"
         config.write_text(self.config_text())
+        seen = len(self.log.read_bytes()) if self.log.exists() else 0
         log = self.log.open("ab")
+        # A watchdog runs sshd and ends it (and its sessions) when this process's pipe to it closes:
+        # sshd stops even if the test process is killed.
         self.process = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            [sys.executable, "-c", _WATCHDOG, str(ROOT), SSHD, "-D", "-e", "-f", str(config)],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.PIPE,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -209,7 +248,7 @@ class SSHServer:
                 raise RuntimeError(
                     f"sshd exited with {self.process.returncode}: {self.log.read_text()[-2000:]}"
                 )
-            if f"port {self.port}" in self.log.read_text(errors="replace"):
+            if f"port {self.port}".encode() in self.log.read_bytes()[seen:]:
                 return
             time.sleep(0.05)
         raise RuntimeError(f"sshd did not start listening: {self.log.read_text()[-2000:]}")
@@ -219,9 +258,9 @@ class SSHServer:
         process, self.process = self.process, None
         if process is None:
             return
-        for pid in [process.pid, *descendants(process.pid)]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_all(descendants(process.pid))
+        assert process.stdin is not None
+        process.stdin.close()
         process.wait(timeout=30)
 
     def restart(self) -> None:
@@ -242,6 +281,7 @@ class TcpProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.listener.getsockname()[1]
         self.upstream_bytes = 0
+        self.captured = bytearray()  # what clients sent, as it crossed the network
         self._pairs: list[tuple[socket.socket, socket.socket, threading.Event]] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -268,6 +308,7 @@ class TcpProxy:
                     continue  # swallowed
                 if up:
                     self.upstream_bytes += len(data)
+                    self.captured += data
                 sink.sendall(data)
         except OSError:
             pass

@@ -232,7 +232,7 @@ def run(
             implied = "ssh" if host.startswith("ssh://") else transport or "winrm"
             if transport not in (None, implied) or implied not in ("winrm", "ssh"):
                 raise ConfigError(
-                    f"--host names a remote runner (WinRM, or ssh://…); it does not apply to --transport "
+                    f"--host names a WinRM runner host (or ssh://… for SSH); it does not apply to --transport "
                     f"{transport}"
                 )
             transport = implied

@@ -265,15 +265,17 @@ def connect(
         options.key_types = [t for t in preferred if t in available] + [
             t for t in available if t not in preferred
         ]
-        try:
-            transport.start_client(timeout=timeout)
-        except (paramiko.SSHException, EOFError, OSError) as exc:
+        negotiated = threading.Event()
+        transport.start_client(event=negotiated)  # returns at once; the handshake runs in its thread
+        if not negotiated.wait(timeout) or not transport.is_active():
+            problem = transport.get_exception()
+            reason = f"{problem}" if problem else "no answer"
             raise SSHError(
                 f"{label} accepted the connection but did not complete an SSH handshake within "
-                f"{timeout:g} s ({exc or type(exc).__name__}): is it an SSH server?",
+                f"{timeout:g} s ({reason}): is it an SSH server?",
                 host=label,
-                reason=str(exc),
-            ) from None
+                reason=reason,
+            )
         trusted = policy.check(endpoint, transport.get_remote_server_key())
         login = _authenticate(transport, endpoint)
         if report is not None:
@@ -293,8 +295,13 @@ def _load_key(endpoint: Endpoint) -> paramiko.PKey:
     path = endpoint.key_file
     passphrase = None if endpoint.passphrase is None else endpoint.passphrase.reveal()
     try:
-        return paramiko.PKey.from_path(path, passphrase)
+        # paramiko hands the passphrase to cryptography, which takes only bytes
+        return paramiko.PKey.from_path(path, passphrase.encode() if passphrase else None)  # type: ignore[arg-type]
     except paramiko.PasswordRequiredException:
+        raise ConfigError(f"key_file {str(path)!r} is encrypted: give its passphrase") from None
+    except TypeError as exc:  # cryptography's way of saying the same for OpenSSH-format keys
+        if "password" not in str(exc):
+            raise
         raise ConfigError(f"key_file {str(path)!r} is encrypted: give its passphrase") from None
     except FileNotFoundError:
         raise ConfigError(f"key_file {str(path)!r} does not exist") from None
@@ -304,6 +311,16 @@ def _load_key(endpoint: Endpoint) -> paramiko.PKey:
 
 
 def _authenticate(transport: paramiko.Transport, endpoint: Endpoint) -> str:
+    """Log in; the method that worked. Keys first (the key file, then the agent's), then the password."""
+    agents: list[paramiko.Agent] = []
+    try:
+        return _log_in(transport, endpoint, agents)
+    finally:
+        for agent in agents:  # its keys sign through it, so it stays open until the login is over
+            agent.close()
+
+
+def _log_in(transport: paramiko.Transport, endpoint: Endpoint, agents: list[paramiko.Agent]) -> str:
     import paramiko
 
     user = endpoint.username
@@ -325,6 +342,7 @@ def _authenticate(transport: paramiko.Transport, endpoint: Endpoint) -> str:
         use_agent = bool(os.environ.get("SSH_AUTH_SOCK")) and endpoint.key_file is None
     if use_agent:
         agent = paramiko.Agent()
+        agents.append(agent)
         keys.extend(("the agent", key) for key in agent.get_keys())
     for source, key in keys:
         if offered and "publickey" not in offered:
@@ -443,10 +461,10 @@ class ChannelPipe:
             problem = self.transport.get_exception()
             detail = f" ({problem})" if problem else ""
             return f"the SSH connection to {self.endpoint.label} was lost{detail}"
-        if code == _NOT_FOUND:
+        if code == _NOT_FOUND:  # sshd discards a subsystem's stderr: the exit code is all there is
             return (
                 f"{where} could not be started (exit code 127: command not found): is PowerShell installed "
-                "on the host at the path its sshd_config 'Subsystem powershell' line names?"
+                f"on the host at the path its sshd_config 'Subsystem {self.subsystem}' line names?"
             )
         if code in _STDIN_CLOSED_CODES:
             return f"{where} rejected what it was sent and exited with code {code}"

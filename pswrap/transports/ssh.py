@@ -229,14 +229,17 @@ class SSHTransport(Transport):
                         environ=environ,
                     )
             base_dir = settings.origin.base_dir
+
+            def resolve(value: str) -> Path:
+                path = Path(value).expanduser()
+                return path if base_dir is None or path.is_absolute() else base_dir / path
+
             for name in _PATHS:
                 value = options.get(name)
-                if (
-                    isinstance(value, str)
-                    and base_dir is not None
-                    and not Path(value).expanduser().is_absolute()
-                ):
-                    options[name] = base_dir / Path(value).expanduser()
+                if isinstance(value, str):
+                    options[name] = resolve(value)
+                elif isinstance(value, list):
+                    options[name] = [resolve(v) for v in value]
         else:
             options = _options_from_env(environ)
         options.update({k: v for k, v in overrides.items() if v is not None})
