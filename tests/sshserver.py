@@ -356,6 +356,9 @@ class SilentListener:
             self._held.append(client)
 
     def close(self) -> None:
+        # shutdown first: a socket closed while another thread is blocked in accept() keeps listening.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         for sock in self._held:
             sock.close()
