@@ -348,9 +348,13 @@ class _To:
         if isinstance(value, (bytes, bytearray, memoryview)):
             return ps.PSByteArray(bytes(value))
         if isinstance(value, _dt.timedelta):
-            ticks = value.ticks if isinstance(value, PSTimeSpan) else value // _dt.timedelta(microseconds=1) * 10
+            ticks = (
+                value.ticks if isinstance(value, PSTimeSpan) else value // _dt.timedelta(microseconds=1) * 10
+            )
             if not _INT64[0] <= ticks <= _INT64[1]:
-                raise ValueError(f"{where} = {value!r} is beyond what System.TimeSpan can hold (±10,675,199 days)")
+                raise ValueError(
+                    f"{where} = {value!r} is beyond what System.TimeSpan can hold (±10,675,199 days)"
+                )
             return ps.PSDuration(nanoseconds=ticks * 100)
         if isinstance(value, _dt.datetime):
             return _WireDateTime(value, nanosecond=int(getattr(value, "nanosecond", 0) or 0))
