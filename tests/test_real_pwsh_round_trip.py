@@ -37,6 +37,7 @@ from pswrap import (
     Session,
     Uri,
     Version,
+    WarningRecord,
     XmlDocument,
     parse_clixml,
 )
@@ -119,9 +120,14 @@ VALUES.update(
         "version_two_parts": case(Version(1, 2, -1, -1)),
         "version_four_parts": case(Version(1, 2, 3, 4)),
         "bytes_empty": case(b""),
+        "bytearray": case(bytearray(b"\x01\xfe"), b"\x01\xfe", "any bytes-like value is sent as a byte[]"),
         "list_empty": case([]),
         "list_one": case(["one"]),
         "tuple": case((1, "a"), [1, "a"], "a tuple is sent as an array"),
+        "frozenset": case(frozenset({"only"}), ["only"], "a set is sent as an array"),
+        "record": case(
+            WarningRecord("careful"), "careful", "a record without its raw object is sent as its message"
+        ),
         "nested_list": case([[1, [2, [3, [4]]]], [], [None]]),
         "dict_empty": case({}),
         "dict_keys": case({1: "one", "k": None, uuid.UUID(int=1): 2.5}),
