@@ -31,6 +31,7 @@ MAX_JSON_EXPANSION = 32
 _EXPANSION_SLACK = 64
 
 _CONTAINERS = (PSObject, Record, Mapping, list, tuple, set, frozenset)
+_PLAIN_CONTAINERS = frozenset((PSObject, list, dict))
 _LEAF: Any = object()
 
 
@@ -107,6 +108,8 @@ def to_jsonable(value: Any) -> Any:
 
 def _leaf(value: Any) -> Any:
     """The JSON of a value that holds no others, or ``_LEAF`` for one that does."""
+    if value.__class__ in _PLAIN_CONTAINERS:
+        return _LEAF
     if value is None or isinstance(value, (bool, str)):
         return str(value) if isinstance(value, str) and type(value) is not str else value
     if isinstance(value, PSEnum):
