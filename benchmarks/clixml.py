@@ -128,7 +128,7 @@ def _hostile_inputs(mb: float) -> dict[str, bytes]:
 
 def _read_hostile(data: bytes) -> float:
     """Seconds to read ``data`` in 64 KB chunks (limits raised), writing each object as JSON."""
-    from pswrap import ClixmlError, ExpansionError, to_jsonable
+    from pswrap import ClixmlError, ExpansionError, PSObject, to_jsonable
     from pswrap.clixml import ClixmlReader
 
     huge = len(data) + 1
@@ -140,7 +140,7 @@ def _read_hostile(data: bytes) -> float:
             for item in reader.feed(data[offset : offset + 65536]):
                 with contextlib.suppress(ExpansionError):
                     to_jsonable(item.value)
-                if hasattr(item.value, "keys"):
+                if isinstance(item.value, PSObject):
                     hash(item.value)
                     previous, last = last, item.value
         reader.close()
