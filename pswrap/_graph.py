@@ -144,11 +144,12 @@ def _leaf(value: Any) -> Any:
 def _open(value: Any) -> tuple[Any, Iterator[tuple[Any, Any]]] | None:
     """The empty JSON container for ``value`` and its (key, child) pairs (key ``None``: append)."""
     if isinstance(value, PSObject):
+        members = value._members
         if value.has_value:
-            return {}, _chain((("@value", value.value),), value.items())
-        if not value and value.to_string is not None:
+            return {}, _chain((("@value", value.value),), members.items())
+        if not members and value.to_string is not None:
             return None
-        return {}, iter(value.items())
+        return {}, iter(members.items())
     if isinstance(value, Record):
         fields = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "raw"]
         return {"stream": value.stream}, iter(fields)
