@@ -31,6 +31,7 @@ MAX_JSON_EXPANSION = 32
 _EXPANSION_SLACK = 64
 
 _CONTAINERS = (PSObject, Record, Mapping, list, tuple, set, frozenset)
+_PLAIN_CONTAINERS = frozenset((PSObject, list, dict))
 _LEAF: Any = object()
 
 
@@ -107,6 +108,8 @@ def to_jsonable(value: Any) -> Any:
 
 def _leaf(value: Any) -> Any:
     """The JSON of a value that holds no others, or ``_LEAF`` for one that does."""
+    if value.__class__ in _PLAIN_CONTAINERS:
+        return _LEAF
     if value is None or isinstance(value, (bool, str)):
         return str(value) if isinstance(value, str) and type(value) is not str else value
     if isinstance(value, PSEnum):
@@ -141,11 +144,12 @@ def _leaf(value: Any) -> Any:
 def _open(value: Any) -> tuple[Any, Iterator[tuple[Any, Any]]] | None:
     """The empty JSON container for ``value`` and its (key, child) pairs (key ``None``: append)."""
     if isinstance(value, PSObject):
+        members = value._members
         if value.has_value:
-            return {}, _chain((("@value", value.value),), value.items())
-        if not value and value.to_string is not None:
+            return {}, _chain((("@value", value.value),), members.items())
+        if not members and value.to_string is not None:
             return None
-        return {}, iter(value.items())
+        return {}, iter(members.items())
     if isinstance(value, Record):
         fields = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "raw"]
         return {"stream": value.stream}, iter(fields)
