@@ -135,10 +135,6 @@ def test_standin(standin_session: Session, scenario: Any) -> None:
     [check_ctrl_c_while_waiting, check_ctrl_c_in_a_record_callback, check_close_from_another_thread],
 )
 def test_real_pwsh(real_session: Session, scenario: Any) -> None:
-    if scenario is check_ctrl_c_in_a_record_callback and isinstance(real_session.transport, OneShotTransport):
-        # Real pwsh's one-shot output merges records into output (pswrap does not split them back
-        # yet), so no record reaches on_record there; the Ctrl-C-while-waiting case covers one-shot.
-        pytest.xfail("records arrive as output objects from a real one-shot pwsh")
     scenario(real_session)
 
 
