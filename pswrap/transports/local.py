@@ -191,7 +191,7 @@ class _Connection:
             raise error
         try:
             with self.client.lock:
-                self.client.begin(pipeline)
+                self.client.begin(pipeline, with_input=False)  # sent once pwsh acks CREATE_PIPELINE
                 self._flush()
         except BaseException as exc:
             self.client.abandon(pipeline, TransportError(f"could not start {invocation.description}: {exc}"))
@@ -254,6 +254,9 @@ class _Connection:
                     if payload.stream_type == psrpcore.StreamType.prompt_response
                     else "Default"
                 )
+                pipeline = self.client.pipelines.get(payload.pipeline_id) if payload.pipeline_id else None
+                if pipeline is not None:
+                    pipeline.unacked_data += 1
                 self._send(Packet.for_data(payload.data, payload.pipeline_id, stream=stream))
 
     def _read_stdout(self) -> None:
@@ -311,7 +314,16 @@ class _Connection:
                 pipeline = self.client.pipelines.get(packet.guid)
                 if pipeline is not None:
                     self.client.forget(pipeline)
-        elif kind in ("DataAck", "SignalAck"):
+        elif kind == "DataAck":
+            with self.client.lock:
+                pipeline = self.client.pipelines.get(packet.guid)
+                if pipeline is not None and pipeline.unacked_data > 0:
+                    pipeline.unacked_data -= 1
+                    if pipeline.unacked_data == 0 and pipeline.started:
+                        # CREATE_PIPELINE is in: its input can follow (see PSRPClient.begin).
+                        self.client.send_input(pipeline)
+                        self._flush()
+        elif kind == "SignalAck":
             pass
         else:
             raise ProtocolError(f"pwsh sent {kind}, a packet only clients send", data=packet.to_bytes())

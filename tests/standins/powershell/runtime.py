@@ -16,6 +16,7 @@ What pwsh does and this runtime does too (powershell.md, "What real pwsh enforce
 * pool data is acknowledged after its messages are processed (configurable: before its replies);
   pipeline data gets one acknowledgement per packet, except the packet carrying CREATE_PIPELINE, which
   is acknowledged just before the pipeline starts (a pipeline waits for a free runspace first);
+  pipeline input that arrives before that acknowledgement is dropped, as real pwsh drops it;
 * ``Close`` of a pipeline stops it, then is acknowledged; ``Close`` of the pool waits until every
   pipeline that got a ``Command`` is closed, sends Closing and Closed, then is acknowledged;
   ``Signal`` stops the pipeline, then is acknowledged;
@@ -94,6 +95,7 @@ class _Pipeline:
     server: psrpcore.ServerPipeline
     metadata: Any = None
     unsupported: str | None = None
+    started: bool = False  # CREATE_PIPELINE acknowledged: from now on input is taken
     inputs: queue.Queue[Any] = field(default_factory=queue.Queue)
     responses: dict[int, Any] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -304,14 +306,13 @@ class PsrpServer:
                     pipeline.unsupported = "GetCommandMetadata (Get-Command over PSRP)"
                 created.add(pipeline.id)
                 self._start(pipeline)
-            elif isinstance(event, psrpcore.PipelineInputEvent):
+            elif isinstance(event, (psrpcore.PipelineInputEvent, psrpcore.EndOfPipelineInputEvent)):
+                # Real pwsh drops input (and its end) that arrives before it acknowledged the packet
+                # carrying CREATE_PIPELINE, even in a later packet: the pipeline then waits forever.
                 target = self._pipelines.get(event.pipeline_id)
-                if target is not None:
-                    target.inputs.put(event.data)
-            elif isinstance(event, psrpcore.EndOfPipelineInputEvent):
-                target = self._pipelines.get(event.pipeline_id)
-                if target is not None:
-                    target.inputs.put(_END_OF_INPUT)
+                if target is not None and target.started:
+                    is_input = isinstance(event, psrpcore.PipelineInputEvent)
+                    target.inputs.put(event.data if is_input else _END_OF_INPUT)
             elif isinstance(event, psrpcore.PipelineHostResponseEvent):
                 target = self._pipelines.get(event.pipeline_id)
                 if target is not None:
@@ -355,6 +356,7 @@ class PsrpServer:
         try:
             with self._lock:
                 self.channel.acknowledge("Data", pipeline.id)  # the CREATE_PIPELINE packet, just before start
+                pipeline.started = True
                 pipeline.server.start()
                 self._flush()
             self._on_pipeline_start()
