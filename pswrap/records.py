@@ -23,7 +23,7 @@ from pswrap.objects import (
     WarningRecord,
 )
 
-__all__ = ["ERROR_CATEGORIES", "STREAMS", "merged_stream", "to_record"]
+__all__ = ["ERROR_CATEGORIES", "STREAMS", "to_record"]
 
 #: The streams pswrap knows, in PowerShell's numbering order.
 STREAMS = ("output", "error", "warning", "verbose", "debug", "information", "progress")
@@ -38,33 +38,11 @@ ERROR_CATEGORIES = (
     "LimitsExceeded", "QuotaExceeded", "NotEnabled",
 )  # fmt: skip
 
-_MERGE_NOTES = {
-    "writeerrorstream": "error",
-    "writewarningstream": "warning",
-    "writeverbosestream": "verbose",
-    "writedebugstream": "debug",
-    "writeinformationstream": "information",
-}
-
 _SIMPLE: dict[str, type[Record]] = {
     "warning": WarningRecord,
     "verbose": VerboseRecord,
     "debug": DebugRecord,
 }
-
-
-def merged_stream(value: Any) -> str | None:
-    """The stream a record came from when PowerShell merged it into output (``*>&1``), else ``None``.
-
-    PowerShell marks a merged record with a ``writeErrorStream``/``writeWarningStream``/… note (the
-    spelling's case varies between versions).
-    """
-    if isinstance(value, PSObject):
-        for name, note in value.extended.items():
-            stream = _MERGE_NOTES.get(name.lower())
-            if stream is not None and note is True:
-                return stream
-    return None
 
 
 def to_record(stream: str, value: Any) -> Any:

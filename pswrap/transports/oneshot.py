@@ -3,9 +3,10 @@
 The fallback for hosts where server mode is not available. The command line carries only a fixed
 bootstrap; the script or command and every value travel on stdin as one CLIXML document written with
 psrpcore's serializer (never in argv or the environment). stdout and stderr are read concurrently and
-parsed as they arrive, so objects stream while pwsh runs. Records that ``*>&1`` merged into output are
-put back on their streams by their ``write…Stream`` notes; the bootstrap's ``PswrapTerminatingError``
-object is the terminating error. The exact contract is in the project's notes (oneshot-contract).
+parsed as they arrive. Output objects come on stdout, the other streams' records on stderr, both as
+pwsh's own CLIXML (pwsh 7 marks records merged into output with no note, so nothing is merged: a
+record the script itself writes as output stays output, as over PSRP); the bootstrap's
+``PswrapTerminatingError`` object is the terminating error.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pswrap import _dpapi
 from pswrap.clixml import ClixmlItem, ClixmlReader
 from pswrap.errors import ClixmlError, InvocationNotStarted, InvocationTimeout, ProtocolError, TransportError
 from pswrap.objects import PSObject
-from pswrap.records import error_record, merged_stream, to_record
+from pswrap.records import error_record, to_record
 from pswrap.transports._convert import to_psrp
 from pswrap.transports._process import StreamTail, find_pwsh, kill_tree, spawn
 from pswrap.transports.base import Execution, Invocation, Outcome, StreamItem, Transport
@@ -48,8 +49,8 @@ BOOTSTRAP = "\n".join(
         "else { $pswrapCommand = $pswrapRequest['Command'] }",
         "try {",
         "    if ($pswrapRequest['HasInput']) { $pswrapRequest['Input'] | & $pswrapCommand @pswrapArguments "
-        "@pswrapParameters *>&1 }",
-        "    else { & $pswrapCommand @pswrapArguments @pswrapParameters *>&1 }",
+        "@pswrapParameters }",
+        "    else { & $pswrapCommand @pswrapArguments @pswrapParameters }",
         "}",
         "catch {",
         "    [pscustomobject]@{ PswrapTerminatingError = $_ }",
@@ -345,14 +346,14 @@ class _OneShotExecution(Execution):
     def _on_stdout(self, item: ClixmlItem) -> None:
         value = item.value
         stream = item.stream.lower()
-        if stream == "output" and isinstance(value, PSObject):
-            if set(value.extended) == {_TERMINATING} and not value.adapted:
-                self._terminating = value.extended[_TERMINATING]
-                return
-            merged = merged_stream(value)
-            if merged is not None:
-                self._put(merged, to_record(merged, value))
-                return
+        if (
+            stream == "output"
+            and isinstance(value, PSObject)
+            and set(value.extended) == {_TERMINATING}
+            and not value.adapted
+        ):
+            self._terminating = value.extended[_TERMINATING]
+            return
         if stream == "output":
             self._put("output", value)
         else:
