@@ -20,6 +20,7 @@ from pswrap import (
     PSTimeSpan,
     SecureString,
     Session,
+    Uri,
     Version,
 )
 
@@ -57,30 +58,53 @@ def check_every_stream(session: Session) -> None:
 ROUND_TRIP: dict[str, Any] = {
     "text": "multi\nline ’quoted’ _x0041_ é 🎵 <&>",
     "empty": "",
+    "nothing": None,
     "int": 42,
     "big": 2**40,
     "negative": -7,
+    "uint64": 2**64 - 1,
     "float": 0.1,
+    "infinity": float("-inf"),
     "decimal": Decimal("1291921.101291"),
-    "true": True,
-    "false": False,
+    "yes": True,
+    "no": False,
     "bytes": b"\x00\xffabc",
     "guid": uuid.UUID("9f3ad1c2-5b7e-4c1a-8e2f-0a1b2c3d4e5f"),
     "date": PSDateTime(2024, 2, 29, 23, 59, 58, 123456, nanosecond=700),
     "utc": PSDateTime(2024, 1, 1, 12, tzinfo=dt.timezone.utc),
     "span": PSTimeSpan(ticks=1_234_567_890_123),
+    "negative_span": PSTimeSpan(ticks=-5),
     "version": Version(1, 2, 3),
+    "uri": Uri("https://contoso.example/a?b=c"),
     "list": [1, "two", [3]],
+    "empty_list": [],
     "table": {"Name": "x", "Nested": {"n": 1}},
+    "keys": {1: "one", "2": "two"},
 }
 
 
-def check_round_trip(session: Session, name: str) -> None:
+def round_trip(session: Session) -> dict[str, Any]:
+    """Every ROUND_TRIP value bound as a parameter of one script that writes each back unchanged.
+
+    ``,$x`` writes ``$x`` as one object: real pwsh's ``Write-Output -NoEnumerate $x`` would wrap a
+    scalar in a List[object] (its positional argument is ValueFromRemainingArguments).
+    """
+    names = list(ROUND_TRIP)
+    script = f"param(${', $'.join(names)}) " + "; ".join(f",${name}" for name in names)
+    back = session.script(script, **ROUND_TRIP).output
+    assert len(back) == len(names), back
+    return dict(zip(names, back))
+
+
+def check_round_trips(session: Session) -> None:
     """A parameter value of each type comes back from PowerShell equal, and of the same type."""
-    value = ROUND_TRIP[name]
-    (back,) = session.script("param($Value) Write-Output -NoEnumerate $Value", Value=value).output
-    assert back == value
-    assert type(back) is type(value)
+    back = round_trip(session)
+    wrong = {
+        name: (value, back[name])
+        for name, value in ROUND_TRIP.items()
+        if back[name] != value or type(back[name]) is not type(value)
+    }
+    assert wrong == {}
 
 
 def check_secure_strings_and_objects(session: Session, secret: str) -> None:

@@ -431,3 +431,11 @@ def test_constructs_outside_the_subset_fail_loudly(script: str, what: str) -> No
         run(script)
     assert str(problem.value).startswith("pwsh stand-in does not support")
     assert what.casefold() in str(problem.value).casefold()
+
+
+def test_write_output_no_enumerate_binds_its_argument_as_pwsh_does() -> None:
+    """Real pwsh 7.6: a positional argument is collected in a List[object]; -InputObject binds as it is."""
+    assert out("Write-Output -NoEnumerate 42") == [[42]]
+    assert out("Write-Output -NoEnumerate -InputObject 5") == [5]
+    assert out("Write-Output -NoEnumerate @(1, 2)") == [[1, 2]]
+    assert out("42 | Write-Output -NoEnumerate") == [42]
