@@ -93,7 +93,7 @@ def round_trip(session: Session) -> dict[str, Any]:
     script = f"param(${', $'.join(names)}) " + "; ".join(f",${name}" for name in names)
     back = session.script(script, **ROUND_TRIP).output
     assert len(back) == len(names), back
-    return dict(zip(names, back))
+    return dict(zip(names, back, strict=True))
 
 
 def check_round_trips(session: Session) -> None:
