@@ -23,7 +23,7 @@ from pswrap.objects import (
     WarningRecord,
 )
 
-__all__ = ["ERROR_CATEGORIES", "STREAMS", "to_record"]
+__all__ = ["ERROR_CATEGORIES", "STREAMS", "merged_stream", "to_record"]
 
 #: The streams pswrap knows, in PowerShell's numbering order.
 STREAMS = ("output", "error", "warning", "verbose", "debug", "information", "progress")
@@ -38,11 +38,42 @@ ERROR_CATEGORIES = (
     "LimitsExceeded", "QuotaExceeded", "NotEnabled",
 )  # fmt: skip
 
+_MERGE_NOTES = {
+    "writeerrorstream": "error",
+    "writewarningstream": "warning",
+    "writeverbosestream": "verbose",
+    "writedebugstream": "debug",
+    "writeinformationstream": "information",
+}
+
+_RECORD_TYPES = {
+    "System.Management.Automation.ErrorRecord": "error",
+    "System.Management.Automation.WarningRecord": "warning",
+    "System.Management.Automation.VerboseRecord": "verbose",
+    "System.Management.Automation.DebugRecord": "debug",
+    "System.Management.Automation.InformationRecord": "information",
+}
+
 _SIMPLE: dict[str, type[Record]] = {
     "warning": WarningRecord,
     "verbose": VerboseRecord,
     "debug": DebugRecord,
 }
+
+
+def merged_stream(value: Any) -> str | None:
+    """The stream of a record that ``*>&1`` merged into output, else ``None``.
+
+    Windows PowerShell 5.1 marks a merged record with a ``writeErrorStream``/``WriteWarningStream``/…
+    note; pwsh 7 adds none, so the record's own type says it.
+    """
+    if not isinstance(value, PSObject):
+        return None
+    for name, note in value.extended.items():
+        stream = _MERGE_NOTES.get(name.lower())
+        if stream is not None and note is True:
+            return stream
+    return _RECORD_TYPES.get((value.type_name or "").removeprefix("Deserialized."))
 
 
 def to_record(stream: str, value: Any) -> Any:

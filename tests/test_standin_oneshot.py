@@ -96,7 +96,7 @@ def test_records_merged_into_output_carry_no_stream_note(pwsh_standin: PwshStand
 
 def test_records_go_to_stderr_information_as_the_whole_record(pwsh_standin: PwshStandin) -> None:
     """Real pwsh -OutputFormat xml: Write-Information reaches stderr even under SilentlyContinue."""
-    result = oneshot(pwsh_standin, request(Script="Write-Warning 'w'; Write-Information 'i'; 'o'"))
+    result = oneshot(pwsh_standin, "", script="Write-Warning 'w'; Write-Information 'i'; 'o'")
     assert document(result.stdout)[0].text == "o"
     err = document(result.stderr)
     assert [(child.tag, child.get("S")) for child in err] == [("S", "warning"), ("Obj", "information")]

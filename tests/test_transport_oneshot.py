@@ -171,9 +171,9 @@ def test_a_hung_pwsh_is_killed_at_the_timeout(pwsh_standin: PwshStandin) -> None
 @pytest.mark.parametrize("fault", ["die_on_start", "hang_on_start"])
 def test_pwsh_failing_during_start(pwsh_standin: PwshStandin, fault: str) -> None:
     pwsh_standin.configure(faults={"processes": [1], fault: True, "exit_code": 9, "stderr": "no .NET"})
-    with Session("oneshot", timeout=2) as session:
+    with Session("oneshot", timeout=60) as session:
         with pytest.raises(TransportError) as caught:
-            session.invoke("Write-Output", 1).wait()
+            session.invoke("Write-Output", 1, timeout=2).wait()
         assert caught.value.stderr_tail == "no .NET"
         assert session.invoke("Write-Output", "next").output == ["next"]
     assert_nothing_left(pwsh_standin)

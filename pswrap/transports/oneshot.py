@@ -3,10 +3,12 @@
 The fallback for hosts where server mode is not available. The command line carries only a fixed
 bootstrap; the script or command and every value travel on stdin as one CLIXML document written with
 psrpcore's serializer (never in argv or the environment). stdout and stderr are read concurrently and
-parsed as they arrive. Output objects come on stdout, the other streams' records on stderr, both as
-pwsh's own CLIXML (pwsh 7 marks records merged into output with no note, so nothing is merged: a
-record the script itself writes as output stays output, as over PSRP); the bootstrap's
-``PswrapTerminatingError`` object is the terminating error.
+parsed as they arrive. The bootstrap merges every record into output (``*>&1``), so records keep
+their order and the console host never shows them (it would write Write-Host's text into the output
+document); pswrap puts each back on its stream by its type (pwsh 7 marks a merged record with no note;
+Windows PowerShell 5.1's ``writeErrorStream``-style notes are honoured too). A record object the script
+itself writes as output therefore arrives as a record here (over PSRP it stays output). Progress
+records come on stderr; the bootstrap's ``PswrapTerminatingError`` object is the terminating error.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pswrap import _dpapi
 from pswrap.clixml import ClixmlItem, ClixmlReader
 from pswrap.errors import ClixmlError, InvocationNotStarted, InvocationTimeout, ProtocolError, TransportError
 from pswrap.objects import PSObject
-from pswrap.records import error_record, to_record
+from pswrap.records import error_record, merged_stream, to_record
 from pswrap.transports._convert import to_psrp
 from pswrap.transports._process import StreamTail, find_pwsh, kill_tree, spawn
 from pswrap.transports.base import Execution, Invocation, Outcome, StreamItem, Transport
@@ -45,12 +47,12 @@ BOOTSTRAP = "\n".join(
         "$ProgressPreference = $pswrapRequest['ProgressPreference']",
         "$pswrapParameters = $pswrapRequest['Parameters']",
         "$pswrapArguments = $pswrapRequest['Arguments']",
-        "if ($pswrapRequest['Script']) { $pswrapCommand = [scriptblock]::Create($pswrapRequest['Script']) } "
-        "else { $pswrapCommand = $pswrapRequest['Command'] }",
         "try {",
+        "    if ($pswrapRequest['Script']) { $pswrapCommand = [scriptblock]::Create($pswrapRequest['Script']) } "
+        "else { $pswrapCommand = $pswrapRequest['Command'] }",
         "    if ($pswrapRequest['HasInput']) { $pswrapRequest['Input'] | & $pswrapCommand @pswrapArguments "
-        "@pswrapParameters }",
-        "    else { & $pswrapCommand @pswrapArguments @pswrapParameters }",
+        "@pswrapParameters *>&1 }",
+        "    else { & $pswrapCommand @pswrapArguments @pswrapParameters *>&1 }",
         "}",
         "catch {",
         "    [pscustomobject]@{ PswrapTerminatingError = $_ }",
@@ -353,6 +355,10 @@ class _OneShotExecution(Execution):
             and not value.adapted
         ):
             self._terminating = value.extended[_TERMINATING]
+            return
+        merged = merged_stream(value) if stream == "output" else None
+        if merged is not None:
+            self._put(merged, to_record(merged, value))
             return
         if stream == "output":
             self._put("output", value)

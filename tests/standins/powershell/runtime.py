@@ -396,7 +396,12 @@ class PsrpServer:
                         if outcome[0] == "stopped":
                             server.stop()
                         elif outcome[0] == "failed":
-                            server._change_state(ps.PSInvocationState.Failed, error=outcome[1])
+                            # Real pwsh 7.6 sends the failed state's record without its invocation
+                            # info (SerializeExtendedInfo false), whatever command failed.
+                            record = outcome[1]
+                            record.InvocationInfo = None
+                            record.serialize_extended_info = False
+                            server._change_state(ps.PSInvocationState.Failed, error=record)
                         else:
                             server.complete()
                     self._flush()
