@@ -6,6 +6,7 @@ Each ``check_*`` runs a scenario on an open :class:`pswrap.Session` and asserts 
 from __future__ import annotations
 
 import datetime as dt
+import tracemalloc
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -133,6 +134,40 @@ def check_terminating_error(session: Session) -> None:
     assert caught.value.partial is result and result.output == ["before"]
     assert result.state == "failed" and result.error is caught.value.record
     assert session.invoke("Write-Output", "next").output == ["next"]  # the session goes on
+
+
+def check_error_action_preference(session: Session) -> None:
+    """Non-terminating errors are records; ``$ErrorActionPreference`` and ``-ErrorAction`` decide."""
+    result = session.script("'before'; Write-Error 'first'; Write-Error 'second'; 'after'")
+    assert result.output == ["before", "after"] and [e.message for e in result.errors] == ["first", "second"]
+    assert result.state == "completed" and result.error is None
+    quiet = session.script("& { $ErrorActionPreference = 'SilentlyContinue'; Write-Error 'hidden'; 'after' }")
+    assert quiet.output == ["after"] and quiet.errors == []
+    stopped = session.script("& { $ErrorActionPreference = 'Stop'; 'before'; Write-Error 'fatal'; 'never' }")
+    with pytest.raises(PowerShellError, match="fatal"):
+        stopped.wait()
+    assert stopped.output == ["before"] and stopped.state == "failed"
+    once = session.script("Write-Error 'once' -ErrorAction Stop; 'never'")
+    with pytest.raises(PowerShellError, match="once"):
+        once.wait()
+    assert once.output == []
+
+
+def check_many_objects_stream_in_bounded_memory(session: Session, count: int) -> None:
+    """``count`` objects of 1 KB each stream through ``Result.stream()`` without being kept."""
+    script = "param($n) foreach ($i in 1..$n) { \"$i \" + ('x' * 1000) }"
+    result = session.script(script, n=count)
+    tracemalloc.start()
+    try:
+        seen = 0
+        for item in result.stream():
+            seen += 1
+            assert item.startswith(f"{seen} ")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seen == count and result.state == "completed"
+    assert peak < count * 1000 // 4, f"{peak} bytes at the peak for {count} objects of 1 KB"
 
 
 def check_exit_codes(session: Session) -> None:

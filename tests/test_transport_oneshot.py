@@ -65,6 +65,10 @@ def test_terminating_error(session: Session) -> None:
     scenarios.check_terminating_error(session)
 
 
+def test_non_terminating_errors_and_error_action_preference(session: Session) -> None:
+    scenarios.check_error_action_preference(session)
+
+
 def test_exit_codes(session: Session) -> None:
     scenarios.check_exit_codes(session)
 
