@@ -16,7 +16,8 @@ What pwsh does and this runtime does too (powershell.md, "What real pwsh enforce
 * pool data is acknowledged after its messages are processed (configurable: before its replies);
   pipeline data gets one acknowledgement per packet, except the packet carrying CREATE_PIPELINE, which
   is acknowledged just before the pipeline starts (a pipeline waits for a free runspace first);
-  pipeline input that arrives before that acknowledgement is dropped, as real pwsh drops it;
+  pipeline input that arrives before that acknowledgement is dropped (``drop_early_input``, the
+  out-of-process transport), as real pwsh drops it;
 * ``Close`` of a pipeline stops it, then is acknowledged; ``Close`` of the pool waits until every
   pipeline that got a ``Command`` is closed, sends Closing and Closed, then is acknowledged;
   ``Signal`` stops the pipeline, then is acknowledged;
@@ -125,6 +126,7 @@ class PsrpServer:
         *,
         fragment_size: int = FRAGMENT_SIZE,
         ack_pool_data_first: bool = False,
+        drop_early_input: bool = False,
         on_output: Callable[[], None] | None = None,
         on_pipeline_start: Callable[[], None] | None = None,
         on_pipeline_end: Callable[[uuid.UUID], None] | None = None,
@@ -134,6 +136,7 @@ class PsrpServer:
         self.channel = channel
         self.fragment_size = fragment_size
         self.ack_pool_data_first = ack_pool_data_first
+        self.drop_early_input = drop_early_input
         self._on_output = on_output or (lambda: None)
         self._on_pipeline_start = on_pipeline_start or (lambda: None)
         self._on_pipeline_end = on_pipeline_end or (lambda pipeline_id: None)
@@ -310,7 +313,7 @@ class PsrpServer:
                 # Real pwsh drops input (and its end) that arrives before it acknowledged the packet
                 # carrying CREATE_PIPELINE, even in a later packet: the pipeline then waits forever.
                 target = self._pipelines.get(event.pipeline_id)
-                if target is not None and target.started:
+                if target is not None and (target.started or not self.drop_early_input):
                     is_input = isinstance(event, psrpcore.PipelineInputEvent)
                     target.inputs.put(event.data if is_input else _END_OF_INPUT)
             elif isinstance(event, psrpcore.PipelineHostResponseEvent):
