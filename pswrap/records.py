@@ -47,14 +47,11 @@ _MERGE_NOTES = {
 }
 
 _RECORD_TYPES = {
-    f"System.Management.Automation.{kind}Record": stream
-    for kind, stream in (
-        ("Error", "error"),
-        ("Warning", "warning"),
-        ("Verbose", "verbose"),
-        ("Debug", "debug"),
-        ("Information", "information"),
-    )
+    "System.Management.Automation.ErrorRecord": "error",
+    "System.Management.Automation.WarningRecord": "warning",
+    "System.Management.Automation.VerboseRecord": "verbose",
+    "System.Management.Automation.DebugRecord": "debug",
+    "System.Management.Automation.InformationRecord": "information",
 }
 
 _SIMPLE: dict[str, type[Record]] = {
@@ -65,20 +62,18 @@ _SIMPLE: dict[str, type[Record]] = {
 
 
 def merged_stream(value: Any) -> str | None:
-    """The stream a record came from when PowerShell merged it into output (``*>&1``), else ``None``.
+    """The stream of a record that ``*>&1`` merged into output, else ``None``.
 
-    PowerShell marks a merged record with a ``writeErrorStream``/``writeWarningStream``/… note (the
-    spelling's case varies between versions). pwsh 7.6's ``-OutputFormat xml`` writes no note at all
-    (and an ``InformationRecord`` never had one): then the record's own type says where it came from.
+    Windows PowerShell 5.1 marks a merged record with a ``writeErrorStream``/``WriteWarningStream``/…
+    note; pwsh 7 adds none, so the record's own type says it.
     """
-    if isinstance(value, PSObject):
-        for name, note in value.extended.items():
-            stream = _MERGE_NOTES.get(name.lower())
-            if stream is not None and note is True:
-                return stream
-        if value.type_names:
-            return _RECORD_TYPES.get(value.type_names[0])
-    return None
+    if not isinstance(value, PSObject):
+        return None
+    for name, note in value.extended.items():
+        stream = _MERGE_NOTES.get(name.lower())
+        if stream is not None and note is True:
+            return stream
+    return _RECORD_TYPES.get((value.type_name or "").removeprefix("Deserialized."))
 
 
 def to_record(stream: str, value: Any) -> Any:

@@ -6,6 +6,7 @@ Each ``check_*`` runs a scenario on an open :class:`pswrap.Session` and asserts 
 from __future__ import annotations
 
 import datetime as dt
+import tracemalloc
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,7 @@ from pswrap import (
     PSTimeSpan,
     SecureString,
     Session,
+    Uri,
     Version,
 )
 
@@ -57,30 +59,53 @@ def check_every_stream(session: Session) -> None:
 ROUND_TRIP: dict[str, Any] = {
     "text": "multi\nline ’quoted’ _x0041_ é 🎵 <&>",
     "empty": "",
+    "nothing": None,
     "int": 42,
     "big": 2**40,
     "negative": -7,
+    "uint64": 2**64 - 1,
     "float": 0.1,
+    "infinity": float("-inf"),
     "decimal": Decimal("1291921.101291"),
-    "true": True,
-    "false": False,
+    "yes": True,
+    "no": False,
     "bytes": b"\x00\xffabc",
     "guid": uuid.UUID("9f3ad1c2-5b7e-4c1a-8e2f-0a1b2c3d4e5f"),
     "date": PSDateTime(2024, 2, 29, 23, 59, 58, 123456, nanosecond=700),
     "utc": PSDateTime(2024, 1, 1, 12, tzinfo=dt.timezone.utc),
     "span": PSTimeSpan(ticks=1_234_567_890_123),
+    "negative_span": PSTimeSpan(ticks=-5),
     "version": Version(1, 2, 3),
+    "uri": Uri("https://contoso.example/a?b=c"),
     "list": [1, "two", [3]],
+    "empty_list": [],
     "table": {"Name": "x", "Nested": {"n": 1}},
+    "keys": {1: "one", "2": "two"},
 }
 
 
-def check_round_trip(session: Session, name: str) -> None:
+def round_trip(session: Session) -> dict[str, Any]:
+    """Every ROUND_TRIP value bound as a parameter of one script that writes each back unchanged.
+
+    ``,$x`` writes ``$x`` as one object: real pwsh's ``Write-Output -NoEnumerate $x`` would wrap a
+    scalar in a List[object] (its positional argument is ValueFromRemainingArguments).
+    """
+    names = list(ROUND_TRIP)
+    script = f"param(${', $'.join(names)}) " + "; ".join(f",${name}" for name in names)
+    back = session.script(script, **ROUND_TRIP).output
+    assert len(back) == len(names), back
+    return dict(zip(names, back, strict=True))
+
+
+def check_round_trips(session: Session) -> None:
     """A parameter value of each type comes back from PowerShell equal, and of the same type."""
-    value = ROUND_TRIP[name]
-    (back,) = session.script("param($Value) Write-Output -NoEnumerate $Value", Value=value).output
-    assert back == value
-    assert type(back) is type(value)
+    back = round_trip(session)
+    wrong = {
+        name: (value, back[name])
+        for name, value in ROUND_TRIP.items()
+        if back[name] != value or type(back[name]) is not type(value)
+    }
+    assert wrong == {}
 
 
 def check_secure_strings_and_objects(session: Session, secret: str) -> None:
@@ -111,6 +136,40 @@ def check_terminating_error(session: Session) -> None:
     assert session.invoke("Write-Output", "next").output == ["next"]  # the session goes on
 
 
+def check_error_action_preference(session: Session) -> None:
+    """Non-terminating errors are records; ``$ErrorActionPreference`` and ``-ErrorAction`` decide."""
+    result = session.script("'before'; Write-Error 'first'; Write-Error 'second'; 'after'")
+    assert result.output == ["before", "after"] and [e.message for e in result.errors] == ["first", "second"]
+    assert result.state == "completed" and result.error is None
+    quiet = session.script("& { $ErrorActionPreference = 'SilentlyContinue'; Write-Error 'hidden'; 'after' }")
+    assert quiet.output == ["after"] and quiet.errors == []
+    stopped = session.script("& { $ErrorActionPreference = 'Stop'; 'before'; Write-Error 'fatal'; 'never' }")
+    with pytest.raises(PowerShellError, match="fatal"):
+        stopped.wait()
+    assert stopped.output == ["before"] and stopped.state == "failed"
+    once = session.script("Write-Error 'once' -ErrorAction Stop; 'never'")
+    with pytest.raises(PowerShellError, match="once"):
+        once.wait()
+    assert once.output == []
+
+
+def check_many_objects_stream_in_bounded_memory(session: Session, count: int) -> None:
+    """``count`` objects of 1 KB each stream through ``Result.stream()`` without being kept."""
+    script = "param($n) foreach ($i in 1..$n) { \"$i \" + ('x' * 1000) }"
+    result = session.script(script, n=count)
+    tracemalloc.start()
+    try:
+        seen = 0
+        for item in result.stream():
+            seen += 1
+            assert item.startswith(f"{seen} ")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seen == count and result.state == "completed"
+    assert peak < count * 1000 // 4, f"{peak} bytes at the peak for {count} objects of 1 KB"
+
+
 def check_exit_codes(session: Session) -> None:
     result = session.script("'out'; exit 7; 'never'")
     assert result.output == ["out"] and result.exit_code == 7 and result.state == "completed"
@@ -118,20 +177,27 @@ def check_exit_codes(session: Session) -> None:
     assert session.invoke("Write-Output", 1).output == [1]
 
 
-def check_stop(session: Session) -> None:
+def check_stop(session: Session, *, streams: bool = True) -> None:
+    """``stop()`` ends a running call as stopped, keeping what arrived; the session goes on.
+
+    ``streams=False`` for real pwsh's one-shot mode: ``pwsh -OutputFormat xml`` buffers its CLIXML
+    (about 4 KB) until it exits, so nothing has arrived yet and the kill loses what it held.
+    """
     result = session.script("'started'; Start-Sleep -Seconds 60; 'finished'")
-    assert next(iter(result)) == "started"
+    if streams:
+        assert next(iter(result)) == "started"
     result.stop()
-    assert result.state == "stopped" and result.output == ["started"]
+    assert result.state == "stopped" and result.output == (["started"] if streams else [])
     assert session.invoke("Write-Output", "next").output == ["next"]
 
 
-def check_timeout(session: Session) -> None:
-    result = session.script("'started'; Start-Sleep -Seconds 60; 'finished'", timeout=1)
-    with pytest.raises(InvocationTimeout, match="timeout of 1 s") as caught:
+def check_timeout(session: Session, *, streams: bool = True) -> None:
+    """A call past its timeout raises InvocationTimeout, keeping what arrived (see :func:`check_stop`)."""
+    result = session.script("'started'; Start-Sleep -Seconds 60; 'finished'", timeout=5)
+    with pytest.raises(InvocationTimeout, match="timeout of 5 s") as caught:
         result.wait()
-    assert caught.value.timeout == 1 and caught.value.partial is result
-    assert result.output == ["started"]
+    assert caught.value.timeout == 5 and caught.value.partial is result
+    assert result.output == (["started"] if streams else [])
     assert session.invoke("Write-Output", "next").output == ["next"]
 
 

@@ -77,7 +77,7 @@ def test_every_stream(session: Session) -> None:
 
 def test_values_state_and_errors(session: Session) -> None:
     for value in ("multi\nline ’quoted’ _x0041_ é", 42, 2**40, 0.1, True, b"\x00\xff", [1, "two"], {"a": 1}):
-        assert session.script("param($Value) Write-Output -NoEnumerate $Value", Value=value).output == [value]
+        assert session.script("param($Value) ,$Value", Value=value).output == [value]
     secret, length = session.script("param($S) $S; $S.Length", S=SecureString(CANARY)).output
     assert isinstance(secret, SecureString) and secret.reveal() == CANARY and length == len(CANARY)
     thing = PSObject(extended={"Note": "n"}, type_names=("My.Type",))

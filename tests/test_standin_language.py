@@ -22,7 +22,7 @@ from tests.standins.powershell.errors import ExitRequested, PSError, StandinUnsu
 from tests.standins.powershell.language.parser import ParseError, parse
 from tests.standins.powershell.language.values import BigInteger, OrderedHashtable, PSArray
 from tests.standins.powershell.runspace import NonInteractiveHost, Runspace
-from tests.standins.powershell.streams import Collector, merged_note
+from tests.standins.powershell.streams import Collector
 
 QUOTES = "'\u2018\u2019\u201a\u201b"
 
@@ -83,19 +83,17 @@ def test_bootstrap_runs_a_command_with_pipeline_input() -> None:
     assert out(BOOTSTRAP, stdin=stdin) == [1, "two"]
 
 
-def test_bootstrap_merges_every_record_into_output_with_its_stream_note() -> None:
-    script = "Write-Error 'e'; Write-Warning 'w'; Write-Verbose 'v' -Verbose; Write-Information 'i' -InformationAction Continue"
+def test_bootstrap_merges_every_record_into_output_unmarked() -> None:
+    script = "Write-Error 'e'; Write-Warning 'w'; Write-Verbose 'v' -Verbose; 'o'"
     streams = run(BOOTSTRAP, stdin=request(Script=script))
-    notes = [merged_note(item) for item in streams.items["output"]]
-    assert notes == ["error", "warning", "verbose", "information"]
+    kinds = [type(item).__name__ for item in streams.items["output"]]
+    assert kinds == ["ErrorRecord", "WarningRecord", "VerboseRecord", "str"]
     assert streams.items["error"] == [] and streams.items["warning"] == []
 
 
 def test_write_information_under_silently_continue_reaches_a_merge_but_not_the_console() -> None:
-    assert [merged_note(x) for x in out(BOOTSTRAP, stdin=request(Script="Write-Information i; 'o'"))] == [
-        "information",
-        None,
-    ]
+    merged = out("& { Write-Information i; 'o' } 6>&1")
+    assert [type(x).__name__ for x in merged] == ["InformationRecord", "str"]
     streams = run("Write-Information i; Write-Verbose v; 'o'")
     assert streams.items["information"] == [] and streams.items["output"] == ["o"]
     assert out("Write-Verbose v *>&1; 'o'") == ["o"]
@@ -299,9 +297,12 @@ def test_exit_raises_with_its_code() -> None:
     assert exit_request.value.code == 7
 
 
-def test_redirection_marks_merged_records() -> None:
+def test_redirection_merges_records_without_marking_them() -> None:
+    """Real pwsh 7.6 adds no writeErrorStream note to a merged record (Windows PowerShell 5.1 did)."""
     streams = run("& { Write-Warning 'w'; Write-Error 'e'; 'o' } 2>&1")
-    assert [merged_note(x) for x in streams.items["output"]] == ["error", None]
+    error, text = streams.items["output"]
+    assert isinstance(error, ps.ErrorRecord) and text == "o"
+    assert [p.name for p in error.PSObject.extended_properties] == []
     assert [str(w.Message) for w in streams.items["warning"]] == ["w"]
 
 
@@ -431,3 +432,11 @@ def test_constructs_outside_the_subset_fail_loudly(script: str, what: str) -> No
         run(script)
     assert str(problem.value).startswith("pwsh stand-in does not support")
     assert what.casefold() in str(problem.value).casefold()
+
+
+def test_write_output_no_enumerate_binds_its_argument_as_pwsh_does() -> None:
+    """Real pwsh 7.6: a positional argument is collected in a List[object]; -InputObject binds as it is."""
+    assert out("Write-Output -NoEnumerate 42") == [[42]]
+    assert out("Write-Output -NoEnumerate -InputObject 5") == [5]
+    assert out("Write-Output -NoEnumerate @(1, 2)") == [[1, 2]]
+    assert out("42 | Write-Output -NoEnumerate") == [42]

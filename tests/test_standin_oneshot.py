@@ -74,26 +74,33 @@ def test_output_is_one_document_each_object_marked_output(pwsh_standin: PwshStan
     assert values[:2] == ["text", 42] and values[2].A == 1 and values[3].A == 2 and values[4]["K"] == "v"
 
 
-def test_merged_records_carry_their_stream_note_first_in_ms(pwsh_standin: PwshStandin) -> None:
-    script = "Write-Error 'e'; Write-Warning 'w'; Write-Host 'h'; Write-Verbose 'v' -Verbose; Write-Debug 'd' -Debug"
+def test_records_merged_into_output_carry_no_stream_note(pwsh_standin: PwshStandin) -> None:
+    """As real pwsh 7.6 writes them: the record's remoting form, no ``writeErrorStream`` note."""
+    script = "& { Write-Error 'e'; Write-Warning 'w'; Write-Host 'h'; Write-Verbose 'v' -Verbose; Write-Debug 'd' -Debug } *>&1"
     result = oneshot(pwsh_standin, request(Script=script))
     root = document(result.stdout)
-    notes = [obj.find("MS")[0] for obj in root]  # type: ignore[index]
-    assert [(n.tag, n.get("N"), n.text) for n in notes] == [
-        ("B", "writeErrorStream", "true"),  # PowerShell's spelling: lower-case for errors only
-        ("B", "WriteWarningStream", "true"),
-        ("B", "WriteInformationStream", "true"),
-        ("B", "WriteVerboseStream", "true"),
-        ("B", "WriteDebugStream", "true"),
-    ]
-    assert [obj.find("TN/T").text if obj.find("TN") is not None else None for obj in root][:2] == [  # type: ignore[union-attr]
+    assert [obj.find("TN/T").text if obj.find("TN") is not None else None for obj in root] == [  # type: ignore[union-attr]
         "System.Management.Automation.ErrorRecord",
         "System.Management.Automation.WarningRecord",
+        "System.Management.Automation.InformationRecord",
+        "System.Management.Automation.VerboseRecord",
+        "System.Management.Automation.DebugRecord",
     ]
+    names = [member.get("N") or "" for obj in root for member in obj.iter()]
+    assert not [name for name in names if name.lower().startswith("write")]
     error = ps.deserialize_clixml(result.stdout.decode(), CIPHER)[0]
     assert error.CategoryInfo.PSObject.to_string == "NotSpecified: (:) [Write-Error], WriteErrorException"
     assert error.FullyQualifiedErrorId == "Microsoft.PowerShell.Commands.WriteErrorException"
     assert result.stderr == b""
+
+
+def test_records_go_to_stderr_information_as_the_whole_record(pwsh_standin: PwshStandin) -> None:
+    """Real pwsh -OutputFormat xml: Write-Information reaches stderr even under SilentlyContinue."""
+    result = oneshot(pwsh_standin, "", script="Write-Warning 'w'; Write-Information 'i'; 'o'")
+    assert document(result.stdout)[0].text == "o"
+    err = document(result.stderr)
+    assert [(child.tag, child.get("S")) for child in err] == [("S", "warning"), ("Obj", "information")]
+    assert err[1].find("TN/T").text == "System.Management.Automation.InformationRecord"  # type: ignore[union-attr]
 
 
 def test_progress_goes_to_stderr_in_the_corpus_shape(pwsh_standin: PwshStandin, corpus_dir: Path) -> None:

@@ -77,13 +77,30 @@ def test_a_script_with_parameters_and_pipeline_input(client: PsrpTestClient) -> 
     client.open()
     pipeline = client.powershell(script="param($Suffix) @($input) | Write-Output; \"end$Suffix\"", no_input=False,
                                  Suffix="!")  # fmt: skip
-    client.start(pipeline, wait_ack=False)
+    client.start(pipeline)  # waits for the CREATE_PIPELINE ack: input sent before it is dropped
     for item in ("x", "y"):
         pipeline.send(item)
     pipeline.send_eof()
     client.send_pending()
     client.wait_done(pipeline)
     assert client.output(pipeline) == ["x", "y", "end!"]
+
+
+def test_input_sent_before_the_create_pipeline_ack_is_dropped(client: PsrpTestClient) -> None:
+    """Real pwsh 7.6 drops input that arrives before it acknowledged CREATE_PIPELINE (same packet or not)."""
+    client.open()
+    pipeline = client.powershell(script="@($input) | Write-Output", no_input=False)
+    pipeline.start()
+    pipeline.send("early")  # packed with CREATE_PIPELINE, as psrpcore queues them
+    client.send_action("Command", pipeline.pipeline_id)
+    client.wait_ack("Command", pipeline.pipeline_id)
+    client.send_pending()
+    client.wait_ack("Data", pipeline.pipeline_id)
+    pipeline.send("late")
+    pipeline.send_eof()
+    client.send_pending()
+    client.wait_done(pipeline)
+    assert client.output(pipeline) == ["late"]
 
 
 def test_every_stream_type(client: PsrpTestClient) -> None:

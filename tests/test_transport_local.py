@@ -44,9 +44,8 @@ def test_every_stream(session: Session) -> None:
     scenarios.check_every_stream(session)
 
 
-@pytest.mark.parametrize("name", list(scenarios.ROUND_TRIP))
-def test_every_parameter_type_round_trips(session: Session, name: str) -> None:
-    scenarios.check_round_trip(session, name)
+def test_every_parameter_type_round_trips(session: Session) -> None:
+    scenarios.check_round_trips(session)
 
 
 def test_secure_strings_and_objects(session: Session) -> None:
@@ -59,6 +58,10 @@ def test_positional_named_and_pipeline_input(session: Session) -> None:
 
 def test_terminating_error(session: Session) -> None:
     scenarios.check_terminating_error(session)
+
+
+def test_non_terminating_errors_and_error_action_preference(session: Session) -> None:
+    scenarios.check_error_action_preference(session)
 
 
 def test_exit_codes(session: Session) -> None:

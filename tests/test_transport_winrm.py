@@ -132,7 +132,7 @@ ROUND_TRIP: dict[str, Any] = {
 def test_every_parameter_type_round_trips_as_from_the_local_transport(
     wsman_standin: WSManHost, pwsh_standin: PwshStandin
 ) -> None:
-    script = "param($Value) Write-Output -NoEnumerate $Value"
+    script = "param($Value) ,$Value"  # Write-Output -NoEnumerate would wrap a scalar in a list (pwsh 7.6)
     with Session(transport_for(wsman_standin)) as remote, Session(LocalTransport()) as local:
         for name, value in ROUND_TRIP.items():
             (back,) = remote.script(script, Value=value).output

@@ -157,7 +157,7 @@ class OutOfProcConnection:
         try:
             with self.client.lock:
                 self._awaiting_start.add(pipeline.id)
-                self.client.begin(pipeline)
+                self.client.begin(pipeline, with_input=False)  # sent once pwsh acks CREATE_PIPELINE
                 self._flush()
         except BaseException as exc:
             self.client.abandon(pipeline, TransportError(f"could not start {invocation.description}: {exc}"))
@@ -258,6 +258,9 @@ class OutOfProcConnection:
                     if payload.stream_type == psrpcore.StreamType.prompt_response
                     else "Default"
                 )
+                pipeline = self.client.pipelines.get(payload.pipeline_id) if payload.pipeline_id else None
+                if pipeline is not None:
+                    pipeline.unacked_data += 1
                 self._send_data(Packet.for_data(payload.data, payload.pipeline_id, stream=stream))
 
     def _read_stdout(self) -> None:
@@ -321,8 +324,16 @@ class OutOfProcConnection:
         elif kind == "DataAck":
             self._data_acked(packet.guid)
             with self.client.lock:
-                if packet.guid in self._awaiting_start:
+                pipeline = self.client.pipelines.get(packet.guid)
+                if pipeline is not None and pipeline.unacked_data > 0:
+                    pipeline.unacked_data -= 1
+                if packet.guid in self._awaiting_start and (pipeline is None or pipeline.unacked_data == 0):
+                    # CREATE_PIPELINE is in (every packet of it acked). pwsh drops input and a stop
+                    # Signal that overtake it, so both were held back until now.
                     self._awaiting_start.discard(packet.guid)
+                    if pipeline is not None and pipeline.started:
+                        self.client.send_input(pipeline)
+                        self._flush()
                     if packet.guid in self._stop_pending:
                         self._stop_pending.discard(packet.guid)
                         self._send(Packet("Signal", packet.guid))

@@ -3,9 +3,12 @@
 The fallback for hosts where server mode is not available. The command line carries only a fixed
 bootstrap; the script or command and every value travel on stdin as one CLIXML document written with
 psrpcore's serializer (never in argv or the environment). stdout and stderr are read concurrently and
-parsed as they arrive, so objects stream while pwsh runs. Records that ``*>&1`` merged into output are
-put back on their streams by their ``write…Stream`` notes; the bootstrap's ``PswrapTerminatingError``
-object is the terminating error. The exact contract is in the project's notes (oneshot-contract).
+parsed as they arrive. The bootstrap merges every record into output (``*>&1``), so records keep
+their order and the console host never shows them (it would write Write-Host's text into the output
+document); pswrap puts each back on its stream by its type (pwsh 7 marks a merged record with no note;
+Windows PowerShell 5.1's ``writeErrorStream``-style notes are honoured too). A record object the script
+itself writes as output therefore arrives as a record here (over PSRP it stays output). Progress
+records come on stderr; the bootstrap's ``PswrapTerminatingError`` object is the terminating error.
 """
 
 from __future__ import annotations
@@ -44,9 +47,9 @@ BOOTSTRAP = "\n".join(
         "$ProgressPreference = $pswrapRequest['ProgressPreference']",
         "$pswrapParameters = $pswrapRequest['Parameters']",
         "$pswrapArguments = $pswrapRequest['Arguments']",
-        "if ($pswrapRequest['Script']) { $pswrapCommand = [scriptblock]::Create($pswrapRequest['Script']) } "
-        "else { $pswrapCommand = $pswrapRequest['Command'] }",
         "try {",
+        "    if ($pswrapRequest['Script']) { $pswrapCommand = [scriptblock]::Create($pswrapRequest['Script']) } "
+        "else { $pswrapCommand = $pswrapRequest['Command'] }",
         "    if ($pswrapRequest['HasInput']) { $pswrapRequest['Input'] | & $pswrapCommand @pswrapArguments "
         "@pswrapParameters *>&1 }",
         "    else { & $pswrapCommand @pswrapArguments @pswrapParameters *>&1 }",
@@ -354,14 +357,18 @@ class _OneShotExecution(Execution):
     def _on_stdout(self, item: ClixmlItem) -> None:
         value = item.value
         stream = item.stream.lower()
-        if stream == "output" and isinstance(value, PSObject):
-            if set(value.extended) == {_TERMINATING} and not value.adapted:
-                self._terminating = value.extended[_TERMINATING]
-                return
-            merged = merged_stream(value)
-            if merged is not None:
-                self._put(merged, to_record(merged, value))
-                return
+        if (
+            stream == "output"
+            and isinstance(value, PSObject)
+            and set(value.extended) == {_TERMINATING}
+            and not value.adapted
+        ):
+            self._terminating = value.extended[_TERMINATING]
+            return
+        merged = merged_stream(value) if stream == "output" else None
+        if merged is not None:
+            self._put(merged, to_record(merged, value))
+            return
         if stream == "output":
             self._put("output", value)
         else:

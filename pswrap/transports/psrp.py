@@ -96,12 +96,15 @@ class RemotePipeline:
         self.invocation = invocation
         self.items: queue.SimpleQueue[StreamItem | Outcome | TransportError] = queue.SimpleQueue()
         self.command_acked = threading.Event()
+        #: Data packets sent for this pipeline that pwsh has not acknowledged yet (out-of-process).
+        self.unacked_data = 0
         self.finished = False
         self.exit_code: int | None = None
         self.refused_prompts: list[str] = []
         self._ps: psrpcore.ClientPowerShell | None = None
         # The converted values, kept from prepare() until begin() sends them.
         self._request: tuple[list[tuple[str, Any]], list[Any], list[Any] | None] | None = None
+        self._input: list[Any] | None = None  # input held back until send_input()
 
     @property
     def started(self) -> bool:
@@ -278,8 +281,13 @@ class PSRPClient:
             self.pipelines[pipeline.id] = pipeline
         return pipeline
 
-    def begin(self, pipeline: RemotePipeline) -> None:
-        """Queue the pipeline's CREATE_PIPELINE message and its input (call once its channel exists)."""
+    def begin(self, pipeline: RemotePipeline, *, with_input: bool = True) -> None:
+        """Queue the pipeline's CREATE_PIPELINE message and its input (call once its channel exists).
+
+        ``with_input=False`` holds the input back for :meth:`send_input`: pwsh in server mode drops
+        input that reaches it before it acknowledged the packet carrying CREATE_PIPELINE (its own
+        client waits for that acknowledgement), and the pipeline then waits for input forever.
+        """
         if pipeline._request is None:
             raise RuntimeError("begin() called twice for one pipeline")
         parameters, arguments, inputs = pipeline._request
@@ -309,10 +317,20 @@ class PSRPClient:
                     "a SecureString cannot be sent before the session key is exchanged"
                 ) from None
             pipeline._ps = powershell
-            if inputs is not None:
-                for value in inputs:
-                    powershell.send(value)
-                powershell.send_eof()
+            pipeline._input = inputs
+            if with_input:
+                self.send_input(pipeline)
+
+    def send_input(self, pipeline: RemotePipeline) -> None:
+        """Queue the input :meth:`begin` held back, and its end (nothing when there is none)."""
+        with self.lock:
+            inputs, pipeline._input = pipeline._input, None
+            powershell = pipeline._ps
+            if inputs is None or powershell is None or pipeline.finished:
+                return
+            for value in inputs:
+                powershell.send(value)
+            powershell.send_eof()
 
     def stop(self, pipeline: RemotePipeline) -> bool:
         """Mark the pipeline as stopping; true when a stop signal must be sent for it."""

@@ -296,7 +296,10 @@ def bind(
         binding.values[slot.name] = convert_argument(slot, argument.value, error_suffix)
     if leftovers:
         if remaining is not None and remaining.name not in binding.values:
-            value = leftovers[0] if len(leftovers) == 1 else v.make_array(leftovers)
+            # As pwsh 7.6 binds them: one enumerable argument as it is, anything else collected in a
+            # List[object] (so `Write-Output -NoEnumerate 42` writes a list holding 42).
+            single = len(leftovers) == 1 and v.is_enumerable(leftovers[0])
+            value = leftovers[0] if single else v.ObjectList(leftovers)
             binding.values[remaining.name] = convert_argument(remaining, value, error_suffix)
         elif remaining is not None:
             current = binding.values[remaining.name]

@@ -3,7 +3,8 @@
 As real pwsh (notes/oneshot-contract.md): stdin lines are ``$input``; each output object is written to
 stdout as produced (``#< CLIXML`` + one ``<Objs>`` document, ``S="Output"``); records that nothing
 redirected go to the stderr document (``S="Error"`` ErrorRecords, ``S="warning"``/``"verbose"``/
-``"debug"``/``"information"`` text, ``S="progress"`` PSCustomObject{SourceId, Record}); an error that
+``"debug"`` text, ``S="information"`` InformationRecords, ``S="progress"`` PSCustomObject{SourceId,
+Record}); an error that
 escapes the script is written to stderr as formatted ``<S S="Error">…_x000D__x000A_</S>`` lines with
 exit code 1; ``exit N`` ends with N; otherwise 0.
 """
@@ -56,6 +57,9 @@ class OneShotStreams:
 
     def __init__(self, xml: bool, faults: FaultInjector, stdout: _Stdout, stderr: _Stdout) -> None:
         self.xml = xml
+        # Real pwsh -OutputFormat xml writes Write-Information's records to stderr even under
+        # SilentlyContinue (only Ignore drops them); the text console shows them only under Continue.
+        self.information_pipe = xml
         self.faults = faults
         self.stdout = stdout
         self.stderr = stderr
@@ -95,7 +99,10 @@ class OneShotStreams:
         self._message("debug", str(record.Message))
 
     def information(self, record: ps.InformationRecord) -> None:
-        self._message("information", v.to_string(record.MessageData))
+        if self.xml:  # the whole record, as real pwsh writes it (not its text)
+            self.err_doc.write(record, "information")
+        else:
+            self._message("information", v.to_string(record.MessageData))
 
     def progress(self, record: ps.ProgressRecord, source_id: int) -> None:
         if self.xml:

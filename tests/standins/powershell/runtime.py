@@ -16,6 +16,8 @@ What pwsh does and this runtime does too (powershell.md, "What real pwsh enforce
 * pool data is acknowledged after its messages are processed (configurable: before its replies);
   pipeline data gets one acknowledgement per packet, except the packet carrying CREATE_PIPELINE, which
   is acknowledged just before the pipeline starts (a pipeline waits for a free runspace first);
+  pipeline input that arrives before that acknowledgement is dropped (``drop_early_input``, the
+  out-of-process transport), as real pwsh drops it;
 * ``Close`` of a pipeline stops it, then is acknowledged; ``Close`` of the pool waits until every
   pipeline that got a ``Command`` is closed, sends Closing and Closed, then is acknowledged;
   ``Signal`` stops the pipeline, then is acknowledged;
@@ -94,6 +96,7 @@ class _Pipeline:
     server: psrpcore.ServerPipeline
     metadata: Any = None
     unsupported: str | None = None
+    started: bool = False  # CREATE_PIPELINE acknowledged: from now on input is taken
     inputs: queue.Queue[Any] = field(default_factory=queue.Queue)
     responses: dict[int, Any] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -123,6 +126,7 @@ class PsrpServer:
         *,
         fragment_size: int = FRAGMENT_SIZE,
         ack_pool_data_first: bool = False,
+        drop_early_input: bool = False,
         on_output: Callable[[], None] | None = None,
         on_pipeline_start: Callable[[], None] | None = None,
         on_pipeline_end: Callable[[uuid.UUID], None] | None = None,
@@ -132,6 +136,7 @@ class PsrpServer:
         self.channel = channel
         self.fragment_size = fragment_size
         self.ack_pool_data_first = ack_pool_data_first
+        self.drop_early_input = drop_early_input
         self._on_output = on_output or (lambda: None)
         self._on_pipeline_start = on_pipeline_start or (lambda: None)
         self._on_pipeline_end = on_pipeline_end or (lambda pipeline_id: None)
@@ -304,14 +309,13 @@ class PsrpServer:
                     pipeline.unsupported = "GetCommandMetadata (Get-Command over PSRP)"
                 created.add(pipeline.id)
                 self._start(pipeline)
-            elif isinstance(event, psrpcore.PipelineInputEvent):
+            elif isinstance(event, (psrpcore.PipelineInputEvent, psrpcore.EndOfPipelineInputEvent)):
+                # Real pwsh drops input (and its end) that arrives before it acknowledged the packet
+                # carrying CREATE_PIPELINE, even in a later packet: the pipeline then waits forever.
                 target = self._pipelines.get(event.pipeline_id)
-                if target is not None:
-                    target.inputs.put(event.data)
-            elif isinstance(event, psrpcore.EndOfPipelineInputEvent):
-                target = self._pipelines.get(event.pipeline_id)
-                if target is not None:
-                    target.inputs.put(_END_OF_INPUT)
+                if target is not None and (target.started or not self.drop_early_input):
+                    is_input = isinstance(event, psrpcore.PipelineInputEvent)
+                    target.inputs.put(event.data if is_input else _END_OF_INPUT)
             elif isinstance(event, psrpcore.PipelineHostResponseEvent):
                 target = self._pipelines.get(event.pipeline_id)
                 if target is not None:
@@ -355,6 +359,7 @@ class PsrpServer:
         try:
             with self._lock:
                 self.channel.acknowledge("Data", pipeline.id)  # the CREATE_PIPELINE packet, just before start
+                pipeline.started = True
                 pipeline.server.start()
                 self._flush()
             self._on_pipeline_start()
@@ -394,7 +399,12 @@ class PsrpServer:
                         if outcome[0] == "stopped":
                             server.stop()
                         elif outcome[0] == "failed":
-                            server._change_state(ps.PSInvocationState.Failed, error=outcome[1])
+                            # Real pwsh 7.6 sends the failed state's record without its invocation
+                            # info (SerializeExtendedInfo false), whatever command failed.
+                            record = outcome[1]
+                            record.InvocationInfo = None
+                            record.serialize_extended_info = False
+                            server._change_state(ps.PSInvocationState.Failed, error=record)
                         else:
                             server.complete()
                     self._flush()

@@ -76,6 +76,7 @@ def serve(engine: Engine, config: Any, recorder: Recorder, *, ssh: bool = False)
         channel,
         fragment_size=config.fragment_size,
         ack_pool_data_first=config.ack_pool_data_first,
+        drop_early_input=True,
         on_output=faults.output_written,
         on_pipeline_start=faults.at_pipeline_start,
     )

@@ -2,9 +2,10 @@
 
 A :class:`Streams` is where an invocation's objects and records end up: a PSRP pipeline's messages in
 server mode, the CLIXML documents on stdout/stderr in one-shot mode. :class:`Redirected` implements
-``*>&1`` / ``2>&1``: a merged record goes to the command's output carrying the ``writeErrorStream`` /
-``WriteWarningStream`` / … note, exactly as PowerShell marks it; :func:`to_wire` turns such a record into
-the object that is serialized (the record's remoting form with the note first in ``<MS>``).
+``*>&1`` / ``2>&1``: a merged record goes to the command's output as it is. Windows PowerShell 5.1 marks
+it with a ``writeErrorStream`` / ``WriteWarningStream`` / … note; real pwsh 7.6 does not (checked: no
+such member in its CLIXML or on the object), so neither does this stand-in. :func:`to_wire` turns a
+record carrying instance notes into its remoting form with those notes kept.
 """
 
 from __future__ import annotations
@@ -18,15 +19,7 @@ from typing import Any, Protocol
 
 from psrpcore import types as ps
 
-# PowerShell's own spelling (MshCommandRuntime): lower-case for errors, upper-case for the others.
-STREAM_NOTES = {
-    "error": "writeErrorStream",
-    "warning": "WriteWarningStream",
-    "verbose": "WriteVerboseStream",
-    "debug": "WriteDebugStream",
-    "information": "WriteInformationStream",
-}
-MERGEABLE = tuple(STREAM_NOTES)
+MERGEABLE = ("error", "warning", "verbose", "debug", "information")
 
 
 class Streams(Protocol):
@@ -70,7 +63,7 @@ class Redirected:
 
     def _route(self, stream: str, record: Any) -> None:
         if stream in self._merged:
-            self._output(mark_merged(record, stream))
+            self._output(record)
         else:
             getattr(self._base, stream)(record)
 
@@ -127,29 +120,11 @@ class Collector:
 # ----------------------------------------------------------------------------------------------
 
 
-def mark_merged(record: Any, stream: str) -> Any:
-    """Add PowerShell's ``write<Stream>Stream = $true`` note to a record merged into output."""
-    if isinstance(record, ps.PSObject):
-        note = STREAM_NOTES[stream]
-        if not any(p.name == note for p in record.PSObject.extended_properties):
-            record.PSObject.extended_properties.insert(0, ps.PSNoteProperty(note, True))
-    return record
-
-
-def merged_note(value: Any) -> str | None:
-    if isinstance(value, ps.PSObject):
-        for prop in value.PSObject.extended_properties:
-            for stream, note in STREAM_NOTES.items():
-                if prop.name == note:
-                    return stream
-    return None
-
-
 def to_wire(value: Any) -> Any:
     """The object to serialize for ``value``: records become their remoting form, instance notes kept.
 
     psrpcore serializes an ErrorRecord or InformationalRecord through its ``ToPSObjectForRemoting`` and
-    drops notes added to the instance; PowerShell keeps them (``writeErrorStream`` comes first in <MS>).
+    drops notes added to the instance; PowerShell keeps them (first in <MS>).
     """
     if isinstance(value, (ps.ErrorRecord, ps.InformationalRecord)) and value.PSObject.extended_properties:
         remoting = type(value).ToPSObjectForRemoting(value)

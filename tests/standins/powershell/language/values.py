@@ -31,6 +31,18 @@ class PSArray(ps.PSList):
         self.PSObject.type_names = ["System.Object[]", "System.Array", "System.Object"]
 
 
+class ObjectList(ps.PSList):
+    """``System.Collections.Generic.List[object]``: what ValueFromRemainingArguments collects."""
+
+    def __init__(self, items: Iterable[Any] = ()) -> None:
+        super().__init__(items)
+        self.PSObject.type_names = [
+            "System.Collections.Generic.List`1[[System.Object, System.Private.CoreLib, Version=10.0.0.0, "
+            "Culture=neutral, PublicKeyToken=7cec85d7bea7798e]]",
+            "System.Object",
+        ]
+
+
 class OrderedHashtable(ps.PSDict):
     """``[ordered]@{}``: ``System.Collections.Specialized.OrderedDictionary``."""
 
