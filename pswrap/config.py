@@ -40,7 +40,7 @@ from typing import Any, NoReturn
 
 from pswrap.clouds import Cloud, get_cloud
 from pswrap.errors import ConfigError
-from pswrap.secret import Secret, get_logger, scrub
+from pswrap.secret import Secret, get_logger, is_secret
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -524,13 +524,17 @@ def resolve_secret(
 
 def child_environment(environ: Mapping[str, str] | None = None, *settings: Settings) -> dict[str, str]:
     """A copy of ``environ`` safe to hand a child process: without pswrap's secret variables, the
-    variables the given settings read secrets from, and any variable holding a known secret value."""
+    variables the given settings read secrets from, and any variable whose value is a known secret.
+
+    (Only equal values: a variable that merely contains a short secret, PATH say, must stay.)"""
     environ = os.environ if environ is None else environ
     drop = {ENVIRONMENT_VARIABLES[name] for name in _SECRET_FIELDS}
     for one in settings:
         drop |= one.origin.secret_variables
     return {
-        k: v for k, v in environ.items() if k not in drop and not _SECRET_VARIABLE.match(k) and scrub(v) == v
+        k: v
+        for k, v in environ.items()
+        if k not in drop and not _SECRET_VARIABLE.match(k) and not is_secret(v)
     }
 
 

@@ -38,6 +38,14 @@ def scrub(text: str) -> str:
     return text
 
 
+def is_secret(text: str) -> bool:
+    """Whether ``text`` (less a trailing newline) is exactly a known secret value."""
+    if not _known:
+        return False
+    with _known_lock:
+        return text.rstrip("\r\n") in _known
+
+
 class Secret:
     """A secret string. Use :meth:`reveal` at the one place the plain value is needed."""
 

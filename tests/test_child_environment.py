@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,3 +89,18 @@ def test_real_pwsh_sees_no_secrets(real_pwsh: str, kind: str) -> None:
             assert_clean(proc_environ(transport.pid))
         seen = "\n".join(str(line) for line in session.script(SHOW_ENVIRONMENT).output)
     assert_clean(seen)
+
+
+def test_a_secret_that_is_part_of_path_does_not_take_path_away(
+    pwsh_standin: PwshStandin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only variables equal to a secret go: PATH or PSModulePath merely containing one must stay."""
+    path = os.environ["PATH"]
+    monkeypatch.setenv("PSModulePath", "/opt/modules:/usr/local/share/powershell/Modules")
+    Secret(path.split(os.pathsep)[0][-8:], "unlucky")  # a substring of PATH (at least 6 characters)
+    Secret("powershell", "unluckier")
+    with Session(OneShotTransport(), timeout=60) as session:
+        session.invoke("Write-Output", 1).wait()
+    [process] = pwsh_standin.processes()
+    assert process.env["PATH"] == path
+    assert process.env["PSModulePath"] == "/opt/modules:/usr/local/share/powershell/Modules"
