@@ -111,6 +111,6 @@ def test_pswrap_run_over_winrm(
     wrong = CliRunner().invoke(main, ["run", "Get-Mailbox", "--host", "127.0.0.1", "--transport", "local"])
     assert (
         wrong.exit_code == 2
-        and "--host names a remote runner (WinRM, or ssh://…); it does not apply to --transport local"
+        and "--host names a WinRM runner host (or ssh://… for SSH); it does not apply to --transport local"
         in wrong.stderr
     )
