@@ -25,7 +25,7 @@ import psrpcore
 from pswrap.errors import InvocationNotStarted, InvocationTimeout, ProtocolError, TransportError
 from pswrap.secret import get_logger
 from pswrap.transports._process import StreamTail
-from pswrap.transports.base import Invocation, QueuedExecution
+from pswrap.transports.base import Execution, Invocation, QueuedExecution, Transport
 from pswrap.transports.outofproc import EMPTY_GUID, Packet, PacketReader
 from pswrap.transports.psrp import PSRPClient, RemotePipeline
 
@@ -426,3 +426,63 @@ class OutOfProcExecution(QueuedExecution):
             timeout=limit,
             stderr_tail=connection.tail.text() or None,
         )
+
+
+class OutOfProcTransport(Transport):
+    """A transport that runs one :class:`OutOfProcConnection` at a time on a pipe it makes.
+
+    Subclasses give :meth:`_new_pipe` (a pwsh process, an SSH channel…) and ``_session`` (how
+    messages name the session); everything else (reopening a broken connection, starting
+    invocations, closing) is the same whatever carries the bytes. They set ``pool_size``,
+    ``stop_grace`` and ``open_timeout``.
+    """
+
+    pool_size: int
+    stop_grace: float
+    open_timeout: float
+    _session: str
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connection: OutOfProcConnection | None = None
+
+    def _new_pipe(self) -> Pipe:
+        """A fresh pipe to a PowerShell in server mode."""
+        raise NotImplementedError
+
+    def open(self) -> None:
+        with self._lock:
+            old = self._connection
+            if old is not None:
+                if old.healthy:
+                    return
+                self._connection = None
+                old.close()
+            connection = OutOfProcConnection(
+                self._new_pipe(), self.pool_size, self.stop_grace, self.open_timeout
+            )
+            try:
+                connection.open()
+            except BaseException:
+                connection.close()
+                raise
+            self._connection = connection
+
+    def start(self, invocation: Invocation) -> Execution:
+        connection = self._connection
+        if connection is None:
+            raise InvocationNotStarted(f"{self._session} is not open to run {invocation.description}")
+        if not connection.healthy:
+            raise connection.error(f"could not start {invocation.description}", InvocationNotStarted)
+        return connection.start(invocation)
+
+    def close(self) -> None:
+        with self._lock:
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    @property
+    def healthy(self) -> bool:
+        connection = self._connection
+        return connection is not None and connection.healthy

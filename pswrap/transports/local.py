@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 from collections.abc import Sequence
 from typing import ClassVar
 
-from pswrap.errors import InvocationNotStarted
-from pswrap.transports._outofproc_session import OutOfProcConnection
+from pswrap.transports._outofproc_session import OutOfProcTransport
 from pswrap.transports._process import StreamTail, find_pwsh, kill_tree, spawn
-from pswrap.transports.base import Execution, Invocation, Transport
 
 __all__ = ["LocalTransport"]
 
@@ -28,7 +25,7 @@ SERVER_MODE_ARGS = ("-NoLogo", "-NoProfile", "-s")
 _STDIN_CLOSED_CODES = (4000, 160)
 
 
-class LocalTransport(Transport):
+class LocalTransport(OutOfProcTransport):
     """A local PowerShell in server mode.
 
     ``pwsh``: the executable (see :func:`pswrap.transports.find_pwsh`); ``pool_size``: how many
@@ -40,6 +37,7 @@ class LocalTransport(Transport):
 
     name: ClassVar[str] = "local"
     persistent: ClassVar[bool] = True
+    _session = "the local PowerShell session"
 
     def __init__(
         self,
@@ -57,48 +55,12 @@ class LocalTransport(Transport):
         self.stop_grace = stop_grace
         #: How many pwsh processes this transport has started (a fault or a timeout starts another).
         self.processes_started = 0
-        self._lock = threading.Lock()
-        self._connection: OutOfProcConnection | None = None
+        super().__init__()
 
-    def open(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                if self._connection.healthy:
-                    return
-                self._connection.close()
-                self._connection = None
-            argv = [*find_pwsh(self.pwsh), *SERVER_MODE_ARGS]
-            connection = OutOfProcConnection(
-                ProcessPipe(argv), self.pool_size, self.stop_grace, self.open_timeout
-            )
-            self.processes_started += 1
-            try:
-                connection.open()
-            except BaseException:
-                connection.close()
-                raise
-            self._connection = connection
-
-    def start(self, invocation: Invocation) -> Execution:
-        connection = self._connection
-        if connection is None:
-            raise InvocationNotStarted(
-                f"the local PowerShell session is not open to run {invocation.description}"
-            )
-        if not connection.healthy:
-            raise connection.error(f"could not start {invocation.description}", InvocationNotStarted)
-        return connection.start(invocation)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-    @property
-    def healthy(self) -> bool:
-        connection = self._connection
-        return connection is not None and connection.healthy
+    def _new_pipe(self) -> ProcessPipe:
+        pipe = ProcessPipe([*find_pwsh(self.pwsh), *SERVER_MODE_ARGS])
+        self.processes_started += 1
+        return pipe
 
     @property
     def pid(self) -> int | None:

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import getpass
 import os
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
-from pswrap.errors import ConfigError, InvocationNotStarted
+from pswrap.errors import ConfigError
 from pswrap.secret import Secret, get_logger
-from pswrap.transports._outofproc_session import OutOfProcConnection
-from pswrap.transports.base import Execution, Invocation, Transport
+from pswrap.transports._outofproc_session import OutOfProcTransport, Pipe
 
 if TYPE_CHECKING:
     from pswrap.config import Settings
@@ -88,7 +86,7 @@ def split_ssh_host(text: str) -> tuple[str, str | None, int | None]:
     return parts.hostname, user, port
 
 
-class SSHTransport(Transport):
+class SSHTransport(OutOfProcTransport):
     """PowerShell on a remote host over SSH, through the host's ``powershell`` subsystem.
 
     ``host``: a name, ``user@host:port`` or ``ssh://user@host:port``. ``username`` defaults to the
@@ -197,8 +195,8 @@ class SSHTransport(Transport):
         self.stop_grace = float(stop_grace)
         #: How many SSH connections this transport has opened (a dropped one opens another).
         self.connections_opened = 0
-        self._lock = threading.Lock()
-        self._connection: OutOfProcConnection | None = None
+        self._session = f"the SSH session with {self.host}"
+        super().__init__()
 
     # --- configuration ---------------------------------------------------------------------------
 
@@ -329,47 +327,12 @@ class SSHTransport(Transport):
                 jump.close()
             raise
 
-    # --- the Transport interface -----------------------------------------------------------------
+    # --- the Transport interface (the rest is OutOfProcTransport's) --------------------------------
 
-    def open(self) -> None:
-        with self._lock:
-            old = self._connection
-            if old is not None:
-                if old.healthy:
-                    return
-                self._connection = None
-                old.close()
-            connection = OutOfProcConnection(
-                self.connect_pipe(), self.pool_size, self.stop_grace, self.open_timeout
-            )
-            self.connections_opened += 1
-            try:
-                connection.open()
-            except BaseException:
-                connection.close()
-                raise
-            self._connection = connection
-
-    def start(self, invocation: Invocation) -> Execution:
-        connection = self._connection
-        if connection is None:
-            raise InvocationNotStarted(
-                f"the SSH session with {self.host} is not open to run {invocation.description}"
-            )
-        if not connection.healthy:
-            raise connection.error(f"could not start {invocation.description}", InvocationNotStarted)
-        return connection.start(invocation)
-
-    def close(self) -> None:
-        with self._lock:
-            connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.close()
-
-    @property
-    def healthy(self) -> bool:
-        connection = self._connection
-        return connection is not None and connection.healthy
+    def _new_pipe(self) -> Pipe:
+        pipe = self.connect_pipe()
+        self.connections_opened += 1
+        return pipe
 
 
 def exchange_transport(settings: Settings, provider: Any = None, **options: Any) -> SSHTransport:
