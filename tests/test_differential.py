@@ -114,13 +114,6 @@ KNOWN: list[tuple[tuple[str, ...], str, str]] = [
         r"records\[1\]\.(raw\.MessageData|data)\.(Fore|Back)groundColor",
         "in one-shot mode real pwsh serializes Write-Host's default colours as '-1'; the stand-in as null",
     ),
-    (
-        (*_WRITE_ERROR, "a terminating error", "an unknown command", "a parse error"),
-        r"(error|records\[\d\])\.script_stack_trace: real pwsh gave str 'at <ScriptBlock>, <No file>: line",
-        "real pwsh's error records carry the script stack trace ('at <ScriptBlock>, <No file>: line N'; "
-        "pswrap reads it to tell where its connect script failed); the stand-in writes none, so pswrap "
-        "falls back to the connect-only rule against it",
-    ),
 ]
 
 
