@@ -189,14 +189,20 @@ def test_oneshot_connects_in_each_process(exchange_standin: ExchangeStandin) -> 
         assert token.token.reveal() not in " ".join(process.argv) + str(process.env)
 
 
+@pytest.mark.parametrize("transport", ["local", "oneshot"])
 @pytest.mark.parametrize(("module", "words"), [("missing", "not installed"), ("old", "older than 3.1.0")])
 def test_a_missing_or_old_module_says_how_to_install_it(
-    exchange_standin: ExchangeStandin, module: str, words: str
+    exchange_standin: ExchangeStandin, module: str, words: str, transport: str
 ) -> None:
+    """One-shot runs the connect and the cmdlet in one script: the import is told by its line there."""
     exchange_standin.configure(module=module)
     with pytest.raises(ExchangeModuleError) as caught:
-        exchange_standin.open().invoke("Get-Mailbox")
+        exchange_standin.open(transport=transport).invoke("Get-Mailbox").wait()
     assert words in str(caught.value)
+    record = caught.value.record  # where it failed, as real pwsh tells it: the script stack trace
+    assert record is not None and (record.script_stack_trace or "").startswith(
+        "at <ScriptBlock>, <No file>: line "
+    )
     assert "Install-Module ExchangeOnlineManagement -MinimumVersion 3.1.0" in str(caught.value)
 
 

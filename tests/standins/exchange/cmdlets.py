@@ -132,7 +132,7 @@ def _journal(switches: ExchangeSwitches, event: str, **fields: Any) -> None:
 def _rethrown(ctx: CommandContext, message: str, exception_type: str, bases: list[str]) -> PSError:
     """A connect failure as the real module's catch block rethrows it (``throw $_.Exception``):
     message and FullyQualifiedErrorId the exception's text, OperationStopped, no activity, and the
-    position of the ``throw`` in the module's psm1 under the caller's line."""
+    position of the ``throw`` in the module's psm1 above the calling script blocks' lines."""
     record = error_record(
         message,
         error_id=message,
@@ -140,10 +140,8 @@ def _rethrown(ctx: CommandContext, message: str, exception_type: str, bases: lis
         exception_type=exception_type,
         exception_bases=[*bases, "System.Exception", "System.Object"],
     )
-    caller = getattr(ctx.invocation_info, "ScriptLineNumber", None)
     frames = [f"at Connect-ExchangeOnline<Process>, {MODULE_PATH}/3.7.2/netCore/{MODULE}.psm1: line 754"]
-    if caller is not None:
-        frames.append(f"at <ScriptBlock>, <No file>: line {caller}")
+    frames.extend(f"at <ScriptBlock>, <No file>: line {line}" for line in reversed(ctx.execution.lines))
     record.ScriptStackTrace = "\n".join(frames)
     return PSError(record, script_terminating=True)
 

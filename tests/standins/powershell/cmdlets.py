@@ -174,17 +174,23 @@ def write_host(
 ) -> None:
     parts = [v.to_string(item) for item in v.enumerate_value(Object)] if Object is not None else []
     text = v.to_string(Separator).join(parts)
-    message = host_information_message(text, NoNewline, _color(ForegroundColor), _color(BackgroundColor))
+    default = getattr(ctx.execution.host, "default_color", None)  # a PSRP client's host has none
+    foreground, background = (
+        _color(c) if c is not None else default for c in (ForegroundColor, BackgroundColor)
+    )
+    message = host_information_message(text, NoNewline, foreground, background)
     ctx.write_information(message, ["PSHOST"], source="Write-Host", always=True)
 
 
 def _color(value: Any) -> Any:
+    """A ConsoleColor as the record carries it over the wire: its name (the HostInformationMessage's
+    members lie past the serialization depth, so PowerShell writes their text)."""
     if value is None:
         return None
     text = v.to_string(value)
     for member in ps.ConsoleColor:
         if member.name.casefold() == text.casefold():
-            return member
+            return member.name
     raise v.conversion_error(value, "System.ConsoleColor")
 
 

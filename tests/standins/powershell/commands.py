@@ -485,6 +485,7 @@ class CommandContext:
             return
         if action in ("Inquire", "Suspend", "Break"):
             raise StandinUnsupported(f"ErrorAction {action}")
+        self.execution.stamp(record)
         errors = self.runspace.globals.get("Error")
         if isinstance(errors, list):
             errors.insert(0, record)

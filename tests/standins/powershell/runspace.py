@@ -111,6 +111,9 @@ class NonInteractiveHost:
     """pwsh's console host with ``-NonInteractive``: every prompt fails with PowerShell's error."""
 
     interactive = False
+    #: The console's colours when nothing set them: ``(ConsoleColor)-1``, which one-shot CLIXML (depth 1)
+    #: writes as the text ``-1``; Write-Host's message carries them when no colour is given.
+    default_color = "-1"
 
     def __init__(self, on_exit: Callable[[int], None] | None = None) -> None:
         self._on_exit = on_exit

@@ -99,7 +99,15 @@ class Execution:
     serialize: Callable[[Any], str] | None = None
     source_id: int = 1
     try_depth: int = 0
+    #: The line each running script block is at, outermost first (the script stack trace).
+    lines: list[int] = field(default_factory=list)
     _stdin_text: str | None = None
+
+    def stamp(self, record: Any) -> None:
+        """Give an error record the script stack trace of where it happened (once, as PowerShell)."""
+        if self.lines and isinstance(record, ps.ErrorRecord) and not record.ScriptStackTrace:
+            frames = (f"at <ScriptBlock>, <No file>: line {line}" for line in reversed(self.lines))
+            record.ScriptStackTrace = "\n".join(frames)
 
     def stdin_text(self) -> str:
         if self._stdin_text is None:
@@ -265,11 +273,14 @@ class Interpreter:
         if param_block is not None:
             scope.set("PSBoundParameters", bound)
         scope.set("args", v.make_array(binding.extra))
+        self.x.lines.append(body.start_point[0] + 1)
         try:
             if statements is not None:
                 self.run_statements(statements, frame, sink)
         except ReturnSignal:
             pass
+        finally:
+            self.x.lines.pop()
 
     def _block_statements(self, body: Node) -> Node | None:
         if body.type == "ERROR":  # a blank script (whitespace and comments only)
@@ -421,9 +432,12 @@ class Interpreter:
     def run_statements(self, statement_list: Node, frame: Frame, sink: Callable[[Any], None]) -> None:
         for statement in _named(statement_list):
             self._check_stop()
+            if self.x.lines:
+                self.x.lines[-1] = statement.start_point[0] + 1
             try:
                 self.run_statement(statement, frame, sink)
             except PSError as problem:
+                self.x.stamp(problem.record)
                 if problem.script_terminating or self.x.try_depth > 0 or self._stop_preference(frame):
                     if not problem.script_terminating:
                         problem.script_terminating = True
