@@ -14,7 +14,7 @@ from pswrap.errors import ClixmlError
 from pswrap.records import to_record
 
 if TYPE_CHECKING:
-    from pswrap.clixml import ClixmlItem, ClixmlReader  # here: pswrap.clixml imports this module
+    from pswrap.clixml import ClixmlItem, ClixmlReader
 
 _CHUNK = 64 * 1024
 _REF = re.compile(rb"<Ref\s[^>]*?RefId=\"([^\"]*)\"")

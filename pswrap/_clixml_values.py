@@ -1,4 +1,5 @@
-"""CLIXML primitive values: the text of a tag such as ``<DT>`` or ``<TS>`` as the Python value it stands for."""
+"""CLIXML primitive values: the text of a tag such as ``<DT>`` or ``<TS>`` as the Python value it
+stands for."""
 
 from __future__ import annotations
 

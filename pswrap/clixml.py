@@ -2,9 +2,10 @@
 
 :class:`ClixmlReader` is sans-I/O: it is *fed* chunks of any size (from a file, a process's stdout, an
 HTTP body) and hands back :class:`ClixmlItem` s, each tagged with its stream. :func:`parse_clixml` wraps
-it for the usual sources (in ``_clixml_sources``; tag values are read in ``_clixml_values``). It copes with what real PowerShell writes: the ``#< CLIXML`` header (even
-doubled), several documents one after another, UTF-8 with or without BOM and UTF-16 with BOM, CRLF,
-an empty ``<Objs/>``, and ``Ref``/``TNRef`` tables that span the whole document.
+it for the usual sources (``_clixml_sources``); ``_clixml_values`` reads each primitive tag. It copes
+with what real PowerShell writes: the ``#< CLIXML`` header (even doubled), several documents one after
+another, UTF-8 with or without BOM and UTF-16 with BOM, CRLF, an empty ``<Objs/>``, and
+``Ref``/``TNRef`` tables that span the whole document.
 
 It is built on expat with handlers that build values directly (no element tree). Measured on a
 Get-Mailbox-shaped document (``benchmarks/clixml.py``), ``ElementTree``'s pull parser spends most of
