@@ -2,9 +2,10 @@
 
 :class:`ClixmlReader` is sans-I/O: it is *fed* chunks of any size (from a file, a process's stdout, an
 HTTP body) and hands back :class:`ClixmlItem` s, each tagged with its stream. :func:`parse_clixml` wraps
-it for the usual sources. It copes with what real PowerShell writes: the ``#< CLIXML`` header (even
-doubled), several documents one after another, UTF-8 with or without BOM and UTF-16 with BOM, CRLF,
-an empty ``<Objs/>``, and ``Ref``/``TNRef`` tables that span the whole document.
+it for the usual sources (``_clixml_sources``); ``_clixml_values`` reads each primitive tag. It copes
+with what real PowerShell writes: the ``#< CLIXML`` header (even doubled), several documents one after
+another, UTF-8 with or without BOM and UTF-16 with BOM, CRLF, an empty ``<Objs/>``, and
+``Ref``/``TNRef`` tables that span the whole document.
 
 It is built on expat with handlers that build values directly (no element tree). Measured on a
 Get-Mailbox-shaped document (``benchmarks/clixml.py``), ``ElementTree``'s pull parser spends most of
@@ -21,16 +22,17 @@ from __future__ import annotations
 import codecs
 import collections
 import contextlib
-import os
 import re
-import uuid
 import weakref
-from collections.abc import Callable, Collection, Iterable, Iterator
-from decimal import Decimal, InvalidOperation
-from pathlib import Path
-from typing import IO, Any, NamedTuple
+from collections.abc import Callable, Collection
+from typing import Any, NamedTuple
 from xml.parsers import expat
 
+from pswrap._clixml_sources import parse_clixml
+from pswrap._clixml_values import _PRIMITIVES
+from pswrap._clixml_values import decode_string as decode_string
+from pswrap._clixml_values import parse_datetime as parse_datetime
+from pswrap._clixml_values import parse_duration as parse_duration
 from pswrap._markup import MarkupError, MarkupScanner
 from pswrap.errors import ClixmlError
 from pswrap.objects import (
@@ -38,22 +40,13 @@ from pswrap.objects import (
     COLLECTION_MEMBERS,
     FORMAT_NOTES,
     ProgressRecord,
-    PSDateTime,
     PSEnum,
     PSObject,
     PSQueue,
     PSStack,
-    PSTimeSpan,
-    ScriptBlock,
-    SecureString,
-    Uri,
-    Version,
-    XmlDocument,
     _init_psobject,
     _new_psobject,
-    decode_base64,
 )
-from pswrap.records import to_record
 
 __all__ = ["ClixmlItem", "ClixmlReader", "parse_clixml"]
 
@@ -78,7 +71,6 @@ REFERENCE_WINDOW = 1024
 
 _HEADER = b"#< CLIXML"
 _WHITESPACE = re.compile(rb"[ \t\r\n]*")
-_CHUNK = 64 * 1024
 
 
 class ClixmlItem(NamedTuple):
@@ -104,159 +96,6 @@ class _DocumentEnd(Exception):
 _Frame = list[Any]
 
 
-# --------------------------------------------------------------------------------------------------
-# Primitive conversions
-# --------------------------------------------------------------------------------------------------
-
-_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _unescape(match: re.Match[str]) -> str:
-    return chr(int(match.group(1), 16))
-
-
-def decode_string(text: str) -> str:
-    """Undo PowerShell's ``_xHHHH_`` escapes (``_x005F_`` is a literal ``_``), joining surrogate pairs."""
-    if "_x" not in text:
-        return text
-    if "_x005" not in text:
-        # Fast path for the common line breaks; safe because no escaped underscore can start a new escape.
-        text = text.replace("_x000D_", "\r").replace("_x000A_", "\n")
-        if "_x" not in text:
-            return text
-    text = _ESCAPE.sub(_unescape, text)
-    if _SURROGATE.search(text):
-        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
-    return text
-
-
-_DATETIME = re.compile(
-    r"(\d{1,4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,7})\d*)?(Z|[+-]\d\d:\d\d)?\Z", re.ASCII
-)
-_OFFSETS: dict[str, Any] = {}
-
-
-def _timezone(text: str) -> Any:
-    import datetime as _dt
-
-    zone = _OFFSETS.get(text)
-    if zone is None:
-        if text == "Z":
-            zone = _dt.timezone.utc
-        else:
-            sign = -1 if text[0] == "-" else 1
-            zone = _dt.timezone(sign * _dt.timedelta(hours=int(text[1:3]), minutes=int(text[4:6])))
-        _OFFSETS[text] = zone
-    return zone
-
-
-def parse_datetime(text: str) -> PSDateTime:
-    """Read an ``xs:dateTime`` as PowerShell writes it, keeping all seven fractional digits."""
-    match = _DATETIME.match(text.strip())
-    if match is None:
-        raise ValueError(f"not a date and time: {text!r}")
-    year, month, day, hour, minute, second, fraction, zone = match.groups()
-    fraction = (fraction or "").ljust(7, "0")
-    return PSDateTime(
-        int(year), int(month), int(day), int(hour), int(minute), int(second), int(fraction[:6]),
-        _timezone(zone) if zone else None,
-        nanosecond=int(fraction[6]) * 100,
-    )  # fmt: skip
-
-
-_DURATION = re.compile(
-    r"(-)?P(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)(?:\.(\d{1,7})\d*)?S)?)?\Z", re.ASCII
-)
-
-
-def parse_duration(text: str) -> PSTimeSpan:
-    """Read an ``xs:duration`` as .NET writes a TimeSpan (days, hours, minutes, seconds; 100 ns ticks)."""
-    stripped = text.strip()
-    match = _DURATION.match(stripped)
-    if match is None or stripped in ("P", "-P"):
-        raise ValueError(f"not a duration: {text!r}")
-    negative, days, hours, minutes, seconds, fraction = match.groups()
-    ticks = (
-        ((int(days or 0) * 24 + int(hours or 0)) * 60 + int(minutes or 0)) * 60 + int(seconds or 0)
-    ) * 10_000_000 + int((fraction or "").ljust(7, "0"))
-    return PSTimeSpan(ticks=-ticks if negative else ticks)
-
-
-def _integer(text: str) -> int:
-    if "_" in text:
-        raise ValueError(f"not an integer: {text!r}")
-    return int(text)
-
-
-_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
-
-
-def _boolean(text: str) -> bool:
-    value = _BOOLEANS.get(text)
-    if value is None:
-        value = _BOOLEANS.get(text.strip())
-        if value is None:
-            raise ValueError(f"not a boolean: {text!r}")
-    return value
-
-
-def _floating(text: str) -> float:
-    if "_" in text:
-        raise ValueError(f"not a number: {text!r}")
-    return float(text)
-
-
-def _decimal(text: str) -> Decimal:
-    if "_" in text:
-        raise ValueError(f"not a decimal: {text!r}")
-    try:
-        return Decimal(text.strip())
-    except InvalidOperation:
-        raise ValueError(f"not a decimal: {text!r}") from None
-
-
-def _char(text: str) -> str:
-    code = int(text)
-    if not 0 <= code <= 0xFFFF:
-        raise ValueError(f"not a UTF-16 code unit: {text!r}")
-    return chr(code)
-
-
-_PRIMITIVES: dict[str, Callable[[str], Any]] = {
-    "S": decode_string,
-    "C": _char,
-    "B": _boolean,
-    "DT": parse_datetime,
-    "TS": parse_duration,
-    "By": _integer,
-    "SB": _integer,
-    "U16": _integer,
-    "I16": _integer,
-    "U32": _integer,
-    "I32": _integer,
-    "U64": _integer,
-    "I64": _integer,
-    "Sg": _floating,
-    "Db": _floating,
-    "D": _decimal,
-    "BA": decode_base64,
-    "G": uuid.UUID,
-    "URI": lambda t: Uri(decode_string(t)),
-    "Version": Version.parse,
-    "XD": lambda t: XmlDocument(decode_string(t)),
-    "SBK": lambda t: ScriptBlock(decode_string(t)),
-    "SS": SecureString.from_clixml,
-    "ToString": decode_string,
-    "T": decode_string,
-    # Parts of a progress record (<PR>): plain text, read by _progress.
-    "AV": decode_string,
-    "AI": decode_string,
-    "PI": decode_string,
-    "PC": decode_string,
-    "SR": decode_string,
-    "SD": decode_string,
-}
 _CONTAINERS = frozenset(("LST", "IE", "STK", "QUE", "DCT"))
 _ENUM_TYPES = frozenset(("System.Enum", "Deserialized.System.Enum"))
 
@@ -986,128 +825,3 @@ def _preview(data: bytes) -> str:
 
 def _expat_message(exc: expat.ExpatError) -> str:
     return f"not well-formed XML: {expat.ErrorString(exc.code)}"
-
-
-# --------------------------------------------------------------------------------------------------
-# Sources
-# --------------------------------------------------------------------------------------------------
-
-_REF = re.compile(rb"<Ref\s[^>]*?RefId=\"([^\"]*)\"")
-
-
-def parse_clixml(
-    source: str | bytes | os.PathLike[str] | IO[bytes] | IO[str] | Iterable[bytes | str],
-    *,
-    keep_references: bool = False,
-    require_document: bool = False,
-) -> Iterator[ClixmlItem]:
-    """Read CLIXML from a path, ``bytes``, ``str`` (text, or the path of an existing file), a file object
-    or an iterable of chunks; yield each top-level object as a :class:`ClixmlItem` as soon as it is read.
-
-    Values from the other streams come as typed records (:class:`~pswrap.objects.ErrorRecord`…).
-    A broken document raises :class:`ClixmlError` after every object before the break was yielded.
-    Streaming keeps memory flat (see :class:`ClixmlReader` for ``<Ref>``s); should a file or ``bytes``
-    refer back further than the reader holds, it is read again keeping exactly the objects referred to.
-    Input without any document (empty, or only whitespace and headers) gives nothing, or with
-    ``require_document`` a :class:`ClixmlError` (as ``pswrap parse`` does).
-    """
-    name, chunks, rescan = _open(source)
-    referenced: frozenset[str] | None = None
-    done = 0
-    while True:
-        reader = ClixmlReader(source=name, referenced=referenced, keep_references=keep_references)
-        skip = done
-        try:
-            for item in _read(reader, chunks()):
-                if skip:
-                    skip -= 1
-                    continue
-                done += 1
-                yield (
-                    item
-                    if item.stream == "output"
-                    else ClixmlItem(item.stream, to_record(item.stream, item.value))
-                )
-            if require_document and not reader.documents:
-                raise ClixmlError("no CLIXML document (<Objs>) in the input: it is empty", source=name)
-            return
-        except ClixmlError as exc:
-            if exc.unresolved_reference and rescan is not None and referenced is None:
-                referenced = rescan()
-                continue
-            raise
-
-
-def _read(reader: ClixmlReader, chunks: Iterable[bytes | str]) -> Iterator[ClixmlItem]:
-    """Feed every chunk; on an error, first hand out what was completed before it, then raise."""
-    for chunk in chunks:
-        try:
-            items = reader.feed(chunk)
-        except ClixmlError as exc:
-            yield from exc.items
-            raise
-        yield from items
-    try:
-        items = reader.close()
-    except ClixmlError as exc:
-        yield from exc.items
-        raise
-    yield from items
-
-
-def _open(
-    source: Any,
-) -> tuple[str | None, Callable[[], Iterable[bytes | str]], Callable[[], frozenset[str]] | None]:
-    """The source's name, a way to read it from the start, and (when it can be read again) a scanner."""
-    if isinstance(source, str) and "<" not in source and os.path.isfile(source):
-        source = Path(source)
-    if isinstance(source, os.PathLike):
-        path = Path(source)
-        return str(path), lambda: _read_file(path), lambda: _scan_file(path)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        return None, lambda: _slices(data), lambda: _scan(data)
-    if isinstance(source, str):
-        text = source
-        return None, lambda: _slices(text), lambda: _scan(text.encode("utf-8", "surrogatepass"))
-    if hasattr(source, "read"):
-        # read1() hands over what a pipe has now; read(n) would wait for n bytes or the end.
-        read = getattr(source, "read1", None) or source.read
-        once = iter(lambda: read(_CHUNK), source.read(0))
-        return getattr(source, "name", None), lambda: once, None
-    return None, lambda: source, None
-
-
-def _slices(data: bytes | str) -> Iterator[bytes | str]:
-    for start in range(0, len(data), _CHUNK * 16):
-        yield data[start : start + _CHUNK * 16]
-
-
-def _read_file(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            yield chunk
-
-
-def _scan(data: bytes) -> frozenset[str]:
-    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) or data[1:2] == b"\x00":
-        data = data.decode("utf-16", "replace").encode("utf-8", "replace")
-    return frozenset(m.decode("ascii", "replace") for m in _REF.findall(data))
-
-
-def _scan_file(path: Path) -> frozenset[str]:
-    """The RefIds that some ``<Ref>`` in the file names: a quick regex pass so only those are kept."""
-    with open(path, "rb") as handle:
-        head = handle.read(4)
-        if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) or head[1:2] == b"\x00":
-            return _scan(head + handle.read())
-        found: set[bytes] = set()
-        tail = head
-        while True:
-            chunk = handle.read(_CHUNK * 16)
-            data = tail + chunk
-            found.update(_REF.findall(data))
-            if not chunk:
-                break
-            tail = data[-256:]
-    return frozenset(m.decode("ascii", "replace") for m in found)
